@@ -1,0 +1,1 @@
+"""Train a convolutional network on MNIST digits with PyTorch Lightning."""
