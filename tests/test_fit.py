@@ -1,0 +1,126 @@
+"""Training end to end on real digits: the run folder, learning, resuming, and the command line."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_app.fit import main
+
+EPOCH_TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
+STEPS_PER_EPOCH = 35  # 3,500 training digits in batches of 100
+
+
+def scalars(run_dir: Path) -> dict[str, list]:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_smoke_fast_dev_run(fit_args, tmp_path):
+    result = main(fit_args("--trainer.fast_dev_run=true"))
+    assert 0.0 <= result["final_test_acc"] <= 1.0
+
+
+def test_run_folder_holds_events_hparams_config_and_current_checkpoints(fit_args, tmp_path):
+    # mode=min makes the first epoch the "best" forever, so last.ckpt must be refreshed without new bests.
+    main(fit_args("--trainer.max_epochs=3", "--checkpoint.mode=min"))
+    run = tmp_path / "logs" / "mnist" / "version_0"
+    assert sorted(p.name for p in (tmp_path / "logs" / "mnist").iterdir()) == ["version_0"]
+
+    tags = scalars(run)
+    assert EPOCH_TAGS <= tags.keys()
+    for tag in EPOCH_TAGS:
+        assert len(tags[tag]) == 3, tag  # one point per epoch
+    assert len(tags["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
+    val_acc = [point.value for point in tags["val/acc"]]
+    assert [point.value for point in tags["hp_metric"]] == pytest.approx(val_acc)
+
+    hparams = yaml.safe_load((run / "hparams.yaml").read_text())
+    assert hparams["lr"] == 0.001 and hparams["dropout"] == 0.5
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["trainer"]["max_epochs"] == 3 and config["data"]["batch_size"] == 100
+
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints == ["best-epoch=00-val_acc=%.4f.ckpt" % val_acc[0], "last.ckpt"]
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * STEPS_PER_EPOCH
+
+
+def test_learns_real_digits(fit_args):
+    result = main(fit_args("--trainer.max_epochs=3"))
+    # 1,000 held-out real digits; chance is 10%.
+    assert result["final_test_acc"] >= 0.93
+    assert result["best_test_acc"] >= 0.93
+
+
+def test_resume_continues_the_same_run_and_matches_an_uninterrupted_one(fit_args, tmp_path):
+    straight = fit_args("--trainer.max_epochs=4", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}")
+    main(straight)
+    main(fit_args("--trainer.max_epochs=2"))
+    main(fit_args("--trainer.max_epochs=4", "--ckpt_path=last"))
+
+    runs = tmp_path / "logs" / "mnist"
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0"]
+    run, reference = runs / "version_0", tmp_path / "straight" / "mnist" / "version_0"
+    steps = [point.step for point in scalars(run)["train/loss_step"]]
+    assert steps == [point.step for point in scalars(reference)["train/loss_step"]]  # no gap, no overlap
+    assert [p.step for p in scalars(run)["val/acc"]] == [STEPS_PER_EPOCH * e - 1 for e in range(1, 5)]
+
+    resumed, uninterrupted = weights(run / "checkpoints" / "last.ckpt"), weights(reference / "checkpoints" / "last.ckpt")
+    assert resumed.keys() == uninterrupted.keys()
+    for name in resumed:
+        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6)
+
+
+def test_resume_from_a_checkpoint_file_starts_a_new_run(fit_args, tmp_path):
+    main(fit_args("--trainer.max_epochs=1"))
+    [best] = (tmp_path / "logs" / "mnist" / "version_0" / "checkpoints").glob("best-*.ckpt")
+    main(fit_args("--trainer.max_epochs=2", f"--ckpt_path={best}"))
+    last = torch.load(tmp_path / "logs" / "mnist" / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1 and last["global_step"] == 2 * STEPS_PER_EPOCH
+
+
+def test_missing_checkpoint_is_a_clear_error(fit_args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args("--ckpt_path=last"))
+    assert exit_info.value.code == 2
+    assert "no run folder under" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(fit_args(f"--ckpt_path={tmp_path / 'nope.ckpt'}"))
+    assert "no such checkpoint file" in capsys.readouterr().err
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lightning_app.fit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_prints_the_write_ups_defaults(tmp_path):
+    config = yaml.safe_load(run_cli("--print_config", cwd=tmp_path).stdout)
+    assert config["trainer"]["max_epochs"] == 10
+    assert config["trainer"]["accelerator"] == "auto"
+    assert config["data"]["batch_size"] == 100
+    assert config["model"]["lr"] == 0.001
+    assert config["seed_everything"] == 42
+
+
+def test_cli_trains_and_prints_a_summary_line_per_epoch(fit_args, tmp_path):
+    done = run_cli(*fit_args("--trainer.max_epochs=2", "--model.lr=0.002"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" | ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    for stage in ("train", "val", "test"):
+        assert f"{stage} loss " in lines[-1] and f"{stage} loss " in lines[0]
+    assert "Best by validation" in done.stdout
+    config = yaml.safe_load((tmp_path / "logs" / "mnist" / "version_0" / "config.yaml").read_text())
+    assert config["model"]["lr"] == 0.002
