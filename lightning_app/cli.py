@@ -1,7 +1,6 @@
 """The LightningCLI shared by the entry points: configs, checkpoints, TensorBoard run folders and resuming."""
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -9,14 +8,13 @@ from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
+from lightning_app import checkpoints
 from lightning_app.callbacks import EpochSummary, RNGState
 from lightning_app.data import MNISTDataModule
-from lightning_app.errors import UserError
 from lightning_app.module import MNISTClassifier
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-LAST_CHECKPOINT = "last.ckpt"
 
 
 class ResumableSaveConfig(SaveConfigCallback):
@@ -32,34 +30,18 @@ class ResumableSaveConfig(SaveConfigCallback):
         super().setup(trainer, pl_module, stage)
 
 
-def run_folders(root: Path) -> list[Path]:
-    """The ``version_N`` folders under ``root``, oldest (lowest N) first."""
-    folders = [p for p in root.glob("version_*") if p.is_dir() and re.fullmatch(r"version_\d+", p.name)]
-    return sorted(folders, key=lambda p: int(p.name.split("_")[1]))
-
-
-def latest_checkpoint(root: Path, filename: str = LAST_CHECKPOINT) -> Path:
-    """The checkpoint named ``filename`` of the newest run under ``root`` that has one."""
-    for folder in reversed(run_folders(root)):
-        candidates = sorted((folder / "checkpoints").glob(filename), key=os.path.getmtime)
-        if candidates:
-            return candidates[-1]
-    raise UserError(
-        f"--ckpt_path asks for the latest run's checkpoint, but no run folder under {root} holds a "
-        f"checkpoints/{filename}. Train first with `python -m lightning_app.fit`, check --trainer.logger's "
-        f"save_dir and name, or pass the checkpoint file itself with --ckpt_path PATH."
-    )
-
-
 class MNISTCLI(LightningCLI):
     """LightningCLI for this project: configs/default.yaml is read first, and --ckpt_path selects a checkpoint."""
 
-    def __init__(self, args: list[str] | None = None, **kwargs: Any) -> None:
+    # Trainer arguments that this entry point fixes whatever the config says (evaluation writes no run folder).
+    trainer_overrides: dict[str, Any] = {}
+
+    def __init__(self, args: list[str] | None = None, save_config_callback=ResumableSaveConfig, **kwargs: Any) -> None:
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
-            save_config_callback=ResumableSaveConfig,
+            save_config_callback=save_config_callback,
             trainer_defaults={
                 "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
                 "callbacks": [EpochSummary(), RNGState()],
@@ -76,7 +58,7 @@ class MNISTCLI(LightningCLI):
             "--ckpt_path",
             type=str | None,
             default=None,
-            help="Checkpoint to start from: a file, or 'last' for the newest run's last.ckpt.",
+            help="Checkpoint to start from: a file, or 'last' / 'best' for the newest run's last or best checkpoint.",
         )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
@@ -105,7 +87,7 @@ class MNISTCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # Fail on missing or broken data before the Trainer exists, so a data problem leaves no empty run folder.
         self.datamodule.prepare_data()
-        return super().instantiate_trainer(**kwargs)
+        return super().instantiate_trainer(**{**self.trainer_overrides, **kwargs})
 
     def _resolve_ckpt_path(self, config) -> str | None:
         """Turn --ckpt_path into a file, and point the logger at the run folder that the file continues."""
@@ -113,21 +95,11 @@ class MNISTCLI(LightningCLI):
         if not ckpt_path:
             return None
         root = self._logger_root(config)
-        if ckpt_path == "last":
-            if root is None:
-                raise UserError("--ckpt_path last needs the TensorBoard logger to find the newest run; pass a file.")
-            path = latest_checkpoint(root)
-        else:
-            path = Path(ckpt_path)
-            if not path.is_file():
-                raise UserError(
-                    f"--ckpt_path {ckpt_path}: no such checkpoint file. Pass an existing .ckpt file (runs keep them "
-                    f"in logs/<name>/version_N/checkpoints/) or 'last' for the newest run's last checkpoint."
-                )
+        path = checkpoints.resolve(ckpt_path, root)
         # Resuming a run's last checkpoint continues that run's folder: same TensorBoard run, same checkpoints.
         # Any other checkpoint starts a new run folder, so no run gets two curves over the same steps.
         folder = path.resolve().parent.parent
-        if root is not None and path.name == LAST_CHECKPOINT and folder.parent == root.resolve():
+        if root is not None and path.name == checkpoints.LAST and folder.parent == root.resolve():
             config.trainer.logger.init_args.version = int(folder.name.split("_")[1])
             self.save_config_kwargs = {**self.save_config_kwargs, "resuming_run": True}
         return str(path)
