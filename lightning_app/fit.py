@@ -1,9 +1,11 @@
 """Train the MNIST CNN: ``python -m lightning_app.fit [--config FILE] [--trainer.max_epochs N] [--ckpt_path last]``."""
 
 from pytorch_lightning import Trainer
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_app.cli import MNISTCLI
 from lightning_app.errors import report_user_errors
+from lightning_app.report import write_report
 
 
 def test_figures(trainer: Trainer) -> tuple[float, float]:
@@ -13,20 +15,20 @@ def test_figures(trainer: Trainer) -> tuple[float, float]:
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float | str]:
-    """Train, then evaluate the best checkpoint (by validation accuracy) on the test set.
+    """Train, evaluate the best checkpoint (by validation accuracy) on the test set, and draw the run's figures.
 
     Returns the final epoch's and the best checkpoint's test figures, which are also printed.
     """
     cli = MNISTCLI(args=args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
     if trainer.interrupted:
         return {}
     # The last epoch already evaluated the final weights on the test set (the data module's second
     # validation loader); only the best checkpoint needs a pass of its own.
     final_acc, final_loss = test_figures(trainer)
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False)
     best_acc, best_loss = test_figures(trainer)
     if trainer.is_global_zero:
         val_acc = trainer.checkpoint_callback.best_model_score if best_path else None
@@ -34,8 +36,11 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
         if best_path:
             print(f"Best by validation (val accuracy {float(val_acc):.2%}): test accuracy {best_acc:.2%}, "
                   f"test loss {best_loss:.4f}\n  {best_path}")
-        if trainer.log_dir:
-            print(f"Run folder: {trainer.log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
+        if isinstance(trainer.logger, TensorBoardLogger):
+            test_set = datamodule.test_set
+            write_report(trainer.log_dir, model, test_set.images, test_set.labels, trainer.logger.experiment,
+                         trainer.global_step)
+            print(f"Run folder with figures: {trainer.log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
     return {"final_test_acc": final_acc, "final_test_loss": final_loss,
             "best_test_acc": best_acc, "best_test_loss": best_loss, "best_ckpt": best_path}
 

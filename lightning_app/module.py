@@ -36,6 +36,8 @@ class MNISTClassifier(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
+        # Read by `evaluate` after a test pass; not logged, as TensorBoard scalars hold one number each.
+        self.test_class_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.model(images)
@@ -63,22 +65,27 @@ class MNISTClassifier(pl.LightningModule):
             # TensorBoard's HParams tab compares runs by hp_metric: make it the validation accuracy.
             self.log("hp_metric", self.val_acc.compute())
 
+    def on_test_epoch_start(self) -> None:
+        self.test_class_acc.reset()
+
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         # The per-epoch test curve comes from the validation loop; a later test pass (of the best checkpoint,
         # or by `evaluate`) is reported, not added to that curve as a second point at the same step.
-        self._evaluate(batch, "test", self.test_acc, logger=False)
+        logits = self._evaluate(batch, "test", self.test_acc, logger=False)
+        self.test_class_acc(logits, batch[1])
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, accuracy: MulticlassAccuracy, logger=True) -> None:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, accuracy: MulticlassAccuracy, logger=True) -> Tensor:
         images, labels = batch
         logits = self(images)
         accuracy(logits, labels)
         options = dict(on_step=False, on_epoch=True, batch_size=len(labels), add_dataloader_idx=False, logger=logger)
         self.log(f"{stage}/loss", F.cross_entropy(logits, labels), **options)
         self.log(f"{stage}/acc", accuracy, **options)
+        return logits
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)

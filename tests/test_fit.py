@@ -124,3 +124,15 @@ def test_cli_trains_and_prints_a_summary_line_per_epoch(fit_args, tmp_path):
     assert "Best by validation" in done.stdout
     config = yaml.safe_load((tmp_path / "logs" / "mnist" / "version_0" / "config.yaml").read_text())
     assert config["model"]["lr"] == 0.002
+
+
+@pytest.mark.slow
+def test_one_default_epoch_on_the_full_data_set_reaches_98_5_percent(full_mnist_dir, tmp_path):
+    result = main([
+        f"--data.data_dir={full_mnist_dir}",
+        f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+        "--trainer.max_epochs=1",
+        "--trainer.enable_progress_bar=false",
+    ])
+    assert result["final_test_acc"] >= 0.985
+    assert result["best_test_acc"] >= 0.985

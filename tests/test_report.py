@@ -1,0 +1,77 @@
+"""The run's figures (PNG files and TensorBoard images), and `evaluate` on a saved checkpoint."""
+
+import struct
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lightning_app import evaluate, fit, report
+from lightning_app.plots import curves_figure, read_epoch_metrics
+
+from conftest import SMALL_VAL
+
+FIGURES = ["loss_curves", "accuracy_curves", "test_predictions", "confusion_matrix", "confident_mistakes"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(small_mnist, tmp_path_factory):
+    logs = tmp_path_factory.mktemp("report") / "logs"
+    common = [f"--data.data_dir={small_mnist}", f"--data.val_size={SMALL_VAL}", "--trainer.enable_progress_bar=false",
+              "--trainer.enable_model_summary=false", f"--trainer.logger.init_args.save_dir={logs}"]
+    result = fit.main([*common, "--trainer.max_epochs=3"])
+    return logs / "mnist" / "version_0", result, common
+
+
+def png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_fit_writes_five_readable_pngs_and_the_same_images_to_tensorboard(trained_run):
+    run_dir, _, _ = trained_run
+    for name in FIGURES:
+        width, height = png_size(run_dir / f"{name}.png")
+        assert 500 <= width <= 2000 and 350 <= height <= 2000, (name, width, height)
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == sorted(f"report/{name}" for name in FIGURES)
+
+
+def test_curves_plot_the_logged_values_per_integer_epoch(trained_run):
+    run_dir, result, _ = trained_run
+    metrics = read_epoch_metrics(run_dir)
+    assert len(metrics["val/acc"]) == 3 and metrics["test/acc"][-1] == pytest.approx(result["final_test_acc"])
+    lines = {line.get_label(): line for line in curves_figure(metrics, "acc").axes[0].lines}
+    assert sorted(lines) == ["test", "training", "validation"]
+    assert list(lines["validation"].get_xdata()) == [1, 2, 3]
+    assert list(lines["validation"].get_ydata()) == pytest.approx(metrics["val/acc"])
+    assert curves_figure(metrics, "acc").axes[0].yaxis.get_major_formatter()(0.99, 0) == "99.0%"
+
+
+def test_report_redraws_an_earlier_run(trained_run):
+    run_dir, _, _ = trained_run
+    for name in FIGURES:
+        (run_dir / f"{name}.png").unlink()
+    paths = report.main([str(run_dir)])
+    assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in FIGURES)
+    assert all(p.is_file() for p in paths)
+
+
+def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        report.main([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_evaluate_reproduces_the_test_accuracy_fit_reported(trained_run):
+    run_dir, result, common = trained_run
+    evaluated = evaluate.main([*common, f"--ckpt_path={result['best_ckpt']}"])
+    assert evaluated["test_acc"] == pytest.approx(result["best_test_acc"], abs=1e-6)
+    assert evaluated["test_loss"] == pytest.approx(result["best_test_loss"], rel=1e-5)
+    assert len(evaluated["class_acc"]) == 10 and min(evaluated["class_acc"]) > 0.5
+    by_name = evaluate.main([*common, "--ckpt_path=best"])
+    assert by_name["test_acc"] == pytest.approx(result["best_test_acc"], abs=1e-6)
+    assert evaluate.main([*common, "--ckpt_path=last"])["test_acc"] == pytest.approx(result["final_test_acc"], abs=1e-6)
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["version_0"]  # evaluation writes no run folder
