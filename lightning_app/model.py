@@ -18,6 +18,8 @@ class MNISTCNN(nn.Module):
         kernel_size: Kernel size of both convolutions (no padding).
         hidden_units: Width of the first fully connected layer.
         dropout: Dropout rate before the fully connected layers, in [0, 1).
+        batch_norm: Batch normalisation after each convolution and the first fully connected layer
+            (not in the write-up; it lets the higher-accuracy configs train faster).
     """
 
     def __init__(
@@ -27,23 +29,24 @@ class MNISTCNN(nn.Module):
         kernel_size: int = 5,
         hidden_units: int = 128,
         dropout: float = 0.5,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         side = ((IMAGE_SIZE - kernel_size + 1) // 2 - kernel_size + 1) // 2
         if side < 1:
             raise ValueError(f"kernel_size={kernel_size} leaves nothing of a {IMAGE_SIZE}x{IMAGE_SIZE} image")
-        self.features = nn.Sequential(
-            nn.Conv2d(1, conv1_channels, kernel_size),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(conv1_channels, conv2_channels, kernel_size),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
+        def conv_block(channels_in: int, channels_out: int) -> list[nn.Module]:
+            norm = [nn.BatchNorm2d(channels_out)] if batch_norm else []
+            return [nn.Conv2d(channels_in, channels_out, kernel_size, bias=not batch_norm), *norm, nn.ReLU(),
+                    nn.MaxPool2d(2)]
+
+        self.features = nn.Sequential(*conv_block(1, conv1_channels), *conv_block(conv1_channels, conv2_channels))
+        norm = [nn.BatchNorm1d(hidden_units)] if batch_norm else []
         self.classifier = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(conv2_channels * side * side, hidden_units),
+            nn.Linear(conv2_channels * side * side, hidden_units, bias=not batch_norm),
+            *norm,
             nn.ReLU(),
             nn.Linear(hidden_units, NUM_CLASSES),
         )

@@ -27,3 +27,20 @@ def test_lightning_module_saves_hyperparameters_and_predicts_probabilities():
     module.eval()
     probabilities = module.predict_step((torch.randn(3, 1, 28, 28), torch.zeros(3)), 0)
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(3))
+
+
+def test_batch_norm_variant_normalises_after_each_convolution_and_the_hidden_layer():
+    model = MNISTCNN(batch_norm=True)
+    norms = [type(layer).__name__ for layer in model.modules() if "BatchNorm" in type(layer).__name__]
+    assert norms == ["BatchNorm2d", "BatchNorm2d", "BatchNorm1d"]
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_channels_last_keeps_the_state_dict_of_the_plain_network():
+    fast, plain = MNISTClassifier(channels_last=True), MNISTClassifier(channels_last=False)
+    assert fast.state_dict().keys() == plain.state_dict().keys()
+    assert fast.model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain.load_state_dict(fast.state_dict())
+    images = torch.randn(2, 1, 28, 28)
+    fast.eval(), plain.eval()
+    torch.testing.assert_close(fast(images), plain(images), rtol=1e-4, atol=1e-5)
