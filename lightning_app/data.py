@@ -2,11 +2,13 @@
 
 import contextlib
 import io
+import math
 import os
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import MNIST
@@ -25,9 +27,36 @@ IDX_FILES = {
 }
 
 
+def to_unit_float(images: Tensor) -> Tensor:
+    """uint8 images (N, 28, 28) as floats in [0, 1] of shape (N, 1, 28, 28)."""
+    return images.unsqueeze(1).float().div_(255)
+
+
+def standardize(images: Tensor) -> Tensor:
+    """Shift and scale [0, 1] images by the training set's mean and standard deviation (in place)."""
+    return images.sub_(MNIST_MEAN).div_(MNIST_STD)
+
+
 def normalize(images: Tensor) -> Tensor:
     """Turn uint8 images of shape (N, 28, 28) into the float (N, 1, 28, 28) input the network was trained on."""
-    return images.unsqueeze(1).float().div_(255).sub_(MNIST_MEAN).div_(MNIST_STD)
+    return standardize(to_unit_float(images))
+
+
+def random_affine(images: Tensor, shift: float, rotation: float, scale: float) -> Tensor:
+    """Shift (pixels), rotate (degrees) and scale (fraction) each image of a batch at random, on its device.
+
+    No flips: a mirrored digit is another glyph, or no digit at all.
+    """
+    n, _, height, width = images.shape
+    uniform = lambda *size: torch.rand(*size, device=images.device).mul_(2).sub_(1)  # noqa: E731
+    angle = uniform(n) * math.radians(rotation)
+    zoom = 1 + uniform(n) * scale
+    offset = uniform(n, 2) * shift * 2 / torch.tensor([width, height], device=images.device)
+    # affine_grid maps output to input coordinates, so the inverse transform goes into theta.
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
 def raw_folder(data_dir: str | os.PathLike) -> Path:
@@ -133,6 +162,10 @@ class MNISTDataModule(pl.LightningDataModule):
         eval_batch_size: Batch size for validation, test and prediction (no gradients, so larger is faster).
         val_size: How many training images are held out for validation (chosen with ``split_seed``).
         split_seed: Seed of the fixed train/validation split and of the shuffling order.
+        augment: Randomly shift, rotate and scale training batches on the device (off: the write-up has none).
+        shift: Largest shift in pixels, with ``augment``.
+        rotation: Largest rotation in degrees, with ``augment``.
+        scale: Largest relative change of size, with ``augment``.
     """
 
     def __init__(
@@ -142,6 +175,10 @@ class MNISTDataModule(pl.LightningDataModule):
         eval_batch_size: int = 1000,
         val_size: int = 5000,
         split_seed: int = 42,
+        augment: bool = False,
+        shift: float = 2.0,
+        rotation: float = 10.0,
+        scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -221,6 +258,10 @@ class MNISTDataModule(pl.LightningDataModule):
         return self._eval_loader(self.test_set)
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        # uint8 travels to the device (4x less to copy than float) and is normalised there.
+        # uint8 travels to the device (4x less to copy than float) and is normalised (and augmented) there.
         images, labels = batch
-        return normalize(images), labels
+        images = to_unit_float(images)
+        if self.hparams.augment and self.trainer is not None and self.trainer.training:
+            hp = self.hparams
+            images = random_affine(images, hp.shift, hp.rotation, hp.scale)
+        return standardize(images), labels

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from lightning_app.data import MNIST_MEAN, MNIST_STD, MNISTDataModule, load_split, raw_folder
+from lightning_app.data import MNIST_MEAN, MNIST_STD, MNISTDataModule, load_split, normalize, random_affine, raw_folder
 from lightning_app.fit import main
 
 from conftest import SMALL_TRAIN, SMALL_VAL
@@ -89,3 +89,28 @@ def test_without_data_or_network_the_job_fails_with_one_clear_paragraph(tmp_path
         assert name in error[0]
     assert "nowhere/MNIST/raw" in error[0] and "--data.data_dir" in error[0]
     assert not (tmp_path / "logs").exists()
+
+
+class _Stage:
+    def __init__(self, training: bool) -> None:
+        self.training = training
+
+
+def test_augmentation_moves_training_batches_only(small_mnist):
+    module = MNISTDataModule(str(small_mnist), val_size=SMALL_VAL, augment=True)
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    plain = normalize(batch[0])
+    module.trainer = _Stage(training=False)
+    torch.testing.assert_close(module.on_after_batch_transfer(batch, 0)[0], plain)
+    module.trainer = _Stage(training=True)
+    augmented = module.on_after_batch_transfer(batch, 0)[0]
+    assert augmented.shape == plain.shape and not torch.allclose(augmented, plain)
+    # Shifts, small rotations and scaling move ink around but keep about as much of it (no flips, no crops).
+    ratio = (augmented > 0).float().sum() / (plain > 0).float().sum()
+    assert 0.8 < ratio < 1.25
+
+
+def test_random_affine_without_movement_is_the_identity():
+    images = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(random_affine(images, 0.0, 0.0, 0.0), images, atol=1e-5, rtol=0)
