@@ -1,9 +1,12 @@
 """The LightningModule that trains ``MNISTCNN``: loss, Adam, and torchmetrics accuracy per stage."""
 
+from typing import Literal
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_app.model import NUM_CLASSES, MNISTCNN
@@ -18,7 +21,13 @@ class MNISTClassifier(pl.LightningModule):
         kernel_size: Kernel size of both convolutions.
         hidden_units: Width of the first fully connected layer.
         dropout: Dropout rate before the fully connected layers, in [0, 1).
-        lr: Adam's learning rate.
+        batch_norm: Batch normalisation in the network (not in the write-up).
+        lr: Adam's learning rate (the peak rate with the one-cycle schedule).
+        lr_schedule: "constant" (the write-up), "exponential" (times ``lr_decay`` after every epoch),
+            or "onecycle" (warm up to ``lr`` then anneal, over the whole run, per step).
+        lr_decay: Factor per epoch of the exponential schedule.
+        channels_last: Run the convolutions in channels-last memory layout (faster on CPUs with oneDNN).
+        compile: Compile the network with ``torch.compile`` when training starts.
     """
 
     def __init__(
@@ -28,29 +37,51 @@ class MNISTClassifier(pl.LightningModule):
         kernel_size: int = 5,
         hidden_units: int = 128,
         dropout: float = 0.5,
+        batch_norm: bool = False,
         lr: float = 1e-3,
+        lr_schedule: Literal["constant", "exponential", "onecycle"] = "constant",
+        lr_decay: float = 0.8,
+        channels_last: bool = True,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = MNISTCNN(conv1_channels, conv2_channels, kernel_size, hidden_units, dropout)
+        self.model = MNISTCNN(conv1_channels, conv2_channels, kernel_size, hidden_units, dropout, batch_norm)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self._compiled = False
+        self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         # Read by `evaluate` after a test pass; not logged, as TensorBoard scalars hold one number each.
         self.test_class_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)
 
+    def configure_model(self) -> None:
+        # Lightning calls this before fit and again before test; compile once, in place, so that the
+        # state_dict keys (and checkpoints) stay those of the plain network.
+        if self.hparams.compile and not self._compiled:
+            self.model.compile()
+            self._compiled = True
+
     def forward(self, images: Tensor) -> Tensor:
-        return self.model(images)
+        return self.model(images.contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        self.train_acc(logits, labels)
-        size = len(labels)
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=size)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=size)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, batch_size=size)
+        # Each self.log call costs about 0.7 ms of Lightning bookkeeping, 5% of a CPU step here: accumulate the
+        # epoch figures in torchmetrics objects and log the step loss only on the steps the logger writes.
+        self.train_loss.update(loss.detach(), weight=len(labels))
+        self.train_acc.update(logits.detach(), labels)
+        if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
+            self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=len(labels))
+        if self.trainer.is_last_batch:
+            # Logged before validation runs, so that the epoch's figures are complete when callbacks read them;
+            # Lightning computes and resets the two objects at the end of the epoch.
+            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -87,5 +118,14 @@ class MNISTClassifier(pl.LightningModule):
         self.log(f"{stage}/acc", accuracy, **options)
         return logits
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        if self.hparams.lr_schedule == "exponential":
+            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+        if self.hparams.lr_schedule == "onecycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=self.hparams.lr, total_steps=int(self.trainer.estimated_stepping_batches)
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizer
