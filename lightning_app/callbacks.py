@@ -10,10 +10,19 @@ from pytorch_lightning.utilities import rank_zero_only
 
 
 class EpochSummary(Callback):
-    """Print one line per epoch with the training, validation and test loss and accuracy."""
+    """Print one line per epoch with the training, validation and test loss and accuracy, and the training time."""
 
     def __init__(self) -> None:
         self._start = 0.0
+        self._train_start = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._train_start = time.perf_counter()
+
+    @rank_zero_only
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        seconds = time.perf_counter() - self._train_start
+        self._print(trainer, f"trained to epoch {trainer.current_epoch}, step {trainer.global_step} in {seconds:.1f} s")
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start = time.perf_counter()
@@ -27,7 +36,10 @@ class EpochSummary(Callback):
                 loss, acc = float(metrics[f"{stage}/loss"]), float(metrics[f"{stage}/acc"])
                 parts.append(f"{stage} loss {loss:.4f} acc {acc:.2%}")
         parts.append(f"{time.perf_counter() - self._start:.1f} s")
-        line = " | ".join(parts)
+        self._print(trainer, " | ".join(parts))
+
+    @staticmethod
+    def _print(trainer: pl.Trainer, line: str) -> None:
         bar = trainer.progress_bar_callback
         # tqdm.write keeps the line above the progress bar instead of tearing it.
         (bar.print if isinstance(bar, TQDMProgressBar) else print)(line)

@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from jsonargparse import Namespace
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
@@ -15,6 +17,21 @@ from lightning_app.module import MNISTClassifier
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+# Lightning's bar redraws after every step by default, which costs about 0.5 ms a step (4% on this CPU);
+# ten times a second is as smooth to the eye.
+PROGRESS_BAR_REFRESH_STEPS = 10
+
+
+def default_precision(accelerator: str) -> str:
+    """bf16 mixed precision where the device computes in bf16 natively, else full 32-bit precision.
+
+    On CPUs without native bf16 (AVX512-BF16 or AMX) autocast emulates it and runs slower than float32.
+    """
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    if accelerator in ("auto", "cpu"):
+        return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
+    return "32-true"
 
 
 class ResumableSaveConfig(SaveConfigCallback):
@@ -82,6 +99,15 @@ class MNISTCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
+        trainer = self.config.trainer
+        if trainer.precision is None:
+            trainer.precision = default_precision(str(trainer.accelerator))
+        callbacks = trainer.callbacks or []
+        if trainer.enable_progress_bar is not False and not any("ProgressBar" in c.class_path for c in callbacks):
+            bar = Namespace(class_path="pytorch_lightning.callbacks.TQDMProgressBar",
+                            init_args=Namespace(refresh_rate=PROGRESS_BAR_REFRESH_STEPS, process_position=0,
+                                                leave=False))
+            trainer.callbacks = [*callbacks, bar]
         self.ckpt_path = self._resolve_ckpt_path(self.config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
