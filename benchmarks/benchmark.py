@@ -1,0 +1,202 @@
+"""Time the project's training against plain PyTorch loops, and time configs/fast.yaml to 99% test accuracy.
+
+Three ways train the project's default network (same model, optimizer, batch size and memory layout) for the
+same number of steps, each in a fresh process, interleaved over several repeats:
+
+- ``torchvision``: a plain PyTorch loop over torchvision's MNIST dataset with ToTensor and Normalize in a
+  DataLoader (the write-up's way);
+- ``in-memory``: a plain PyTorch loop over the project's in-memory uint8 batches, normalised per batch;
+- ``lightning``: the project's own ``Trainer`` from ``lightning_app.fit``'s CLI (progress bar, logging and
+  checkpoint callbacks included; validation off, as the loops above do none).
+
+Run it from the repository root with the project installed::
+
+    python benchmarks/benchmark.py --data_dir ../shared/data
+"""
+
+import argparse
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WAYS = ("torchvision", "in-memory", "lightning")
+TRAIN_SIZE = 55_000
+
+
+def plain_loop(batches, parts, steps: int, warmup: int, prepare) -> float:
+    """Train for ``warmup + steps`` steps; return the seconds the last ``steps`` took."""
+    import torch
+    import torch.nn.functional as F
+
+    model, optimizer, _, precision = parts
+    # The same mixed precision as the Trainer's, when the config asks for it.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(precision).startswith("bf16"))
+
+    model.train()
+    done, start = 0, 0.0
+    while done < warmup + steps:
+        for images, labels in batches():
+            if done == warmup:
+                start = time.perf_counter()
+            images, labels = prepare(images, labels)
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss = F.cross_entropy(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == warmup + steps:
+                break
+    return time.perf_counter() - start
+
+
+def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import transforms
+    from torchvision.datasets import MNIST
+
+    parts = project_parts(data_dir, config)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    dataset = Subset(MNIST(data_dir, train=True, transform=transform), range(TRAIN_SIZE))
+    loader = DataLoader(dataset, batch_size=parts[2].hparams.batch_size, shuffle=True)
+    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))
+
+
+def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+    from lightning_app.data import normalize
+
+    parts = project_parts(data_dir, config)
+    datamodule = parts[2]
+    datamodule.setup("fit")
+    loader = datamodule.train_dataloader()
+    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (normalize(x), y))
+
+
+def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+    from pytorch_lightning import Callback
+
+    from lightning_app.cli import MNISTCLI
+
+    class StepTimer(Callback):
+        def on_train_batch_start(self, trainer, *args) -> None:
+            if trainer.global_step == warmup:
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, *args) -> None:
+            if trainer.global_step == warmup + steps:
+                self.seconds = time.perf_counter() - self.start
+
+    with tempfile.TemporaryDirectory() as logs:
+        cli = MNISTCLI(args=[
+            f"--data.data_dir={data_dir}", f"--trainer.logger.init_args.save_dir={logs}",
+            f"--trainer.max_steps={warmup + steps}", "--trainer.limit_val_batches=0",
+            "--trainer.enable_model_summary=false", *config,
+        ])
+        timer = StepTimer()
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return timer.seconds
+
+
+def project_parts(data_dir: str, config: list[str]):
+    """The model, optimizer, data module and precision exactly as ``lightning_app.fit`` would build them."""
+    from lightning_app.cli import MNISTCLI
+
+    cli = MNISTCLI(args=[f"--data.data_dir={data_dir}", *config], save_config_callback=None)
+    optimizers = cli.model.configure_optimizers()
+    optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers  # timing: schedule unused
+    return cli.model, optimizer, cli.datamodule, cli.config.trainer.precision
+
+
+def child(way: str, data_dir: str, steps: int, warmup: int, config: list[str]) -> None:
+    """Run one way in this process and print its timing and peak memory as JSON."""
+    import torch
+
+    torch.manual_seed(0)
+    runner = {"torchvision": run_torchvision, "in-memory": run_in_memory, "lightning": run_lightning}[way]
+    seconds = runner(data_dir, steps, warmup, config)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print("RESULT " + json.dumps({"way": way, "seconds": seconds, "peak_mib": peak_mib}), flush=True)
+
+
+def measure(way: str, options, config: list[str]) -> dict:
+    command = [sys.executable, __file__, "--child", way, "--data_dir", options.data_dir,
+               "--steps", str(options.steps), "--warmup", str(options.warmup), *sum((["--set", c] for c in config), [])]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        sys.exit(f"{way} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def compare_ways(options) -> None:
+    runs = {way: [] for way in WAYS}
+    for repeat in range(options.repeats):
+        for way in WAYS if repeat % 2 == 0 else reversed(WAYS):  # interleaved, alternating order
+            runs[way].append(measure(way, options, options.set))
+            print(f"  repeat {repeat + 1} {way:12s} {runs[way][-1]['seconds']:.2f} s", flush=True)
+    batch = 100
+    steps_per_epoch = TRAIN_SIZE / batch
+    print(f"\n{options.steps} steps of batch {batch}, median of {options.repeats} (after {options.warmup} warm-up steps)")
+    print(f"{'way':12s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s}")
+    medians = {}
+    for way in WAYS:
+        seconds = statistics.median(run["seconds"] for run in runs[way])
+        medians[way] = seconds / options.steps * steps_per_epoch
+        peak = max(run["peak_mib"] for run in runs[way])
+        print(f"{way:12s} {medians[way]:8.2f} {options.steps * batch / seconds:10.0f} {peak:9.0f}")
+    print(f"lightning / torchvision = {medians['lightning'] / medians['torchvision']:.3f}")
+    print(f"lightning / in-memory   = {medians['lightning'] / medians['in-memory']:.3f}")
+
+
+def time_fast_config(options) -> None:
+    """Run configs/fast.yaml for several seeds; print training time, process time and final test accuracy."""
+    rows = []
+    for seed in range(options.fast_seeds):
+        with tempfile.TemporaryDirectory() as logs:
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "lightning_app.fit", "--config", str(ROOT / "configs" / "fast.yaml"),
+                 f"--data.data_dir={options.data_dir}", f"--seed_everything={seed}",
+                 f"--trainer.logger.init_args.save_dir={logs}", "--trainer.enable_progress_bar=false"],
+                capture_output=True, text=True, cwd=ROOT,
+            )
+            process = time.perf_counter() - start
+        if done.returncode:
+            sys.exit(f"fast.yaml failed:\n{done.stderr[-4000:]}")
+        training = float(re.search(r"trained to epoch .* in ([\d.]+) s", done.stdout).group(1))
+        accuracy = float(re.search(r"Final epoch's model: test accuracy ([\d.]+)%", done.stdout).group(1))
+        rows.append((training, process, accuracy))
+        print(f"  seed {seed}: training {training:.1f} s, whole process {process:.1f} s, test accuracy {accuracy:.2f}%")
+    print("configs/fast.yaml, median of %d seeds: training %.1f s, whole process %.1f s, test accuracy %.2f%%"
+          % (len(rows), *(statistics.median(column) for column in zip(*rows))))
+
+
+def main(args: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data_dir", required=True, help="folder holding MNIST/raw/ with the full data set")
+    parser.add_argument("--steps", type=int, default=300, help="timed training steps per way and repeat")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fast_seeds", type=int, default=3, help="seeds for configs/fast.yaml (0 skips it)")
+    parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE",
+                        help="extra fit options for all ways, e.g. --set=--trainer.precision=bf16-mixed")
+    parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
+    options = parser.parse_args(args)
+    if options.child:
+        child(options.child, options.data_dir, options.steps, options.warmup, options.set)
+        return
+    compare_ways(options)
+    if options.fast_seeds:
+        time_fast_config(options)
+
+
+if __name__ == "__main__":
+    main()
