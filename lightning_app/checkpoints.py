@@ -56,8 +56,11 @@ def best_or_last(folder: Path) -> Path:
     return candidates[-1]
 
 
-def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MNISTClassifier, int]:
-    """Load a checkpoint of this project's model for inference; return the model and the step it was saved at."""
+ARCHITECTURE = ("conv1_channels", "conv2_channels", "kernel_size", "hidden_units", "batch_norm")
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a Lightning checkpoint with ``weights_only=True``; any problem becomes a one-paragraph ``UserError``."""
     path = Path(path)
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
@@ -67,17 +70,42 @@ def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(
             f"Checkpoint {path} cannot be read ({type(err).__name__}): it is truncated, corrupt, not a PyTorch "
             f"checkpoint, or holds objects other than tensors and plain data, which are refused so that a file "
-            f"cannot run code. Pass a .ckpt file written by `python -m lightning_app.fit`."
+            f"cannot run code. {_HINT}"
         ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise UserError(f"{path} is a PyTorch file but not a Lightning checkpoint (no state_dict). {_HINT}")
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state or not all(key.startswith("model.") for key in state):
+        raise UserError(f"{path} is not a checkpoint of this project's model (its weights are not an MNISTCNN's). "
+                        f"{_HINT}")
+    return checkpoint
+
+
+def model_hparams(checkpoint: dict) -> dict:
+    """The model's constructor arguments saved in a checkpoint (without LightningCLI's private entries)."""
+    return {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
+
+
+def check_resumable(path: str | Path, model_config: dict) -> None:
+    """Refuse, before training starts, a checkpoint that the configured run could not continue."""
+    checkpoint = read_checkpoint(path)
+    if "loops" not in checkpoint or "optimizer_states" not in checkpoint:
+        raise UserError(f"{path} holds weights only, not the training state needed to resume. {_HINT}")
+    saved = model_hparams(checkpoint)
+    differences = [f"{key} {saved[key]} there, {model_config.get(key)} now" for key in ARCHITECTURE
+                   if key in saved and saved[key] != model_config.get(key)]
+    if differences:
+        raise UserError(
+            f"{path} holds a network of another shape than the one configured ({'; '.join(differences)}). Resume "
+            f"with the settings it was trained with: --config <its run folder>/config.yaml, or the --model options."
+        )
+
+
+def load_classifier(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[MNISTClassifier, int]:
+    """Load a checkpoint of this project's model for inference; return the model and the step it was saved at."""
+    checkpoint = read_checkpoint(path, map_location)
     try:
-        # LightningCLI stores private entries (such as "_instantiator") beside the model's own arguments.
-        hparams = {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
-        model = MNISTClassifier(**hparams)
+        model = MNISTClassifier(**model_hparams(checkpoint))
         model.load_state_dict(checkpoint["state_dict"])
     except (TypeError, ValueError, RuntimeError) as err:
         first_line = str(err).strip().splitlines()[0]
         raise UserError(f"{path} holds a different model than this project's CNN ({first_line}). {_HINT}") from None
     return model.to(map_location), int(checkpoint.get("global_step", 0))
-
