@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import MNIST
 
-from lightning_app.errors import UserError
+from lightning_app.errors import UserError, require
 
 # The training set's pixel statistics, as used by torchvision's and PyTorch's MNIST examples.
 MNIST_MEAN = 0.1307
@@ -94,8 +94,8 @@ def check_idx_file(path: Path, magic: int) -> int:
     return dims[0]
 
 
-def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor]:
-    """Read one split as uint8 images (N, 28, 28) and int64 labels (N,), after checking both files."""
+def check_split(data_dir: str | os.PathLike, train: bool) -> None:
+    """Check one split's image and label files: headers, sizes, and that they hold the same number of items."""
     folder = raw_folder(data_dir)
     images_name, labels_name = IDX_FILES[train]
     n_images = check_idx_file(folder / images_name, IDX_IMAGES_MAGIC)
@@ -105,6 +105,11 @@ def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor
             f"The MNIST files {images_name} ({n_images} images) and {labels_name} ({n_labels} labels) in "
             f"{folder} do not belong together. Replace them with the matching original files."
         )
+
+
+def load_split(data_dir: str | os.PathLike, train: bool) -> tuple[Tensor, Tensor]:
+    """Read one split as uint8 images (N, 28, 28) and int64 labels (N,), after checking both files."""
+    check_split(data_dir, train)
     dataset = MNIST(str(data_dir), train=train)
     return dataset.data, dataset.targets
 
@@ -136,10 +141,11 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 class EpochShuffleSampler(Sampler[int]):
     """Random order that depends only on a seed and the epoch, so a resumed run sees the same batches."""
 
-    def __init__(self, size: int, seed: int) -> None:
+    def __init__(self, size: int, seed: int, skip: int = 0) -> None:
         self.size = size
         self.seed = seed
         self.epoch = 0
+        self.skip = skip  # indices of the next pass already trained on (a run resumed mid-epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every training epoch."""
@@ -150,7 +156,9 @@ class EpochShuffleSampler(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
+        order = torch.randperm(self.size, generator=generator)[self.skip :]
+        self.skip = 0
+        return iter(order.tolist())
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -181,13 +189,21 @@ class MNISTDataModule(pl.LightningDataModule):
         scale: float = 0.1,
     ) -> None:
         super().__init__()
+        require(batch_size >= 1, f"--data.batch_size must be at least 1 (got {batch_size}); the write-up uses 100.")
+        require(eval_batch_size >= 1, f"--data.eval_batch_size must be at least 1 (got {eval_batch_size}).")
+        require(val_size >= 1, f"--data.val_size must be at least 1 (got {val_size}); the default is 5000.")
         self.save_hyperparameters()
         self.train_set: InMemoryDigits | None = None
         self.val_set: InMemoryDigits | None = None
         self.test_set: InMemoryDigits | None = None
 
     def prepare_data(self) -> None:
-        """Download the four IDX files with torchvision unless they are already in ``data_dir``."""
+        """Download the four IDX files with torchvision unless they are already in ``data_dir``; check them."""
+        self._download()
+        for train in (True, False):
+            check_split(self.hparams.data_dir, train)  # headers and sizes only: a few bytes read per file
+
+    def _download(self) -> None:
         folder = raw_folder(self.hparams.data_dir)
         names = [name for pair in IDX_FILES.values() for name in pair]
         if all((folder / name).is_file() for name in names):
@@ -233,8 +249,22 @@ class MNISTDataModule(pl.LightningDataModule):
         self.val_set = InMemoryDigits(images[val_index], labels[val_index])
 
     def train_dataloader(self) -> DataLoader:
+        batch_size = self.hparams.batch_size
         sampler = EpochShuffleSampler(len(self.train_set), seed=self.hparams.split_seed)
-        return self._loader(self.train_set, self.hparams.batch_size, sampler=sampler)
+        sampler.skip = self._batches_done_this_epoch() * batch_size
+        return self._loader(self.train_set, batch_size, sampler=sampler)
+
+    def _batches_done_this_epoch(self) -> int:
+        """How far into the current epoch a resumed run's checkpoint was saved (0 at an epoch boundary).
+
+        With one batch per optimizer step and whole epochs, the restored global step tells: the batches of this
+        epoch before it were trained on already and must not be seen twice.
+        """
+        if self.trainer is None:
+            return 0
+        per_epoch = math.ceil(len(self.train_set) / self.hparams.batch_size)
+        done = self.trainer.global_step - self.trainer.current_epoch * per_epoch
+        return done if 0 < done < per_epoch else 0
 
     def _loader(self, dataset: InMemoryDigits, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         # A private generator: otherwise every new iterator draws a seed from the global generator, and a resumed

@@ -3,6 +3,9 @@
 from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import TensorBoardLogger
 
+import sys
+
+from lightning_app.callbacks import TrainingInterrupted
 from lightning_app.cli import MNISTCLI
 from lightning_app.errors import report_user_errors
 from lightning_app.report import write_report
@@ -21,7 +24,13 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
     """
     cli = MNISTCLI(args=args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
+    except TrainingInterrupted as stop:
+        config = f" --config {trainer.log_dir}/config.yaml" if trainer.log_dir else ""
+        print(f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
+              f"  python -m lightning_app.fit{config} --ckpt_path {stop.checkpoint}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + stop.signum) from None
     if trainer.interrupted:
         return {}
     # The last epoch already evaluated the final weights on the test set (the data module's second
