@@ -5,14 +5,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from pytorch_lightning import LightningModule, Trainer
+from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
 from lightning_app import checkpoints
-from lightning_app.callbacks import EpochSummary, RNGState
+from lightning_app.callbacks import EpochSummary, GracefulStop, LastCheckpoint, RNGState
+from lightning_app.checkpoint_io import AtomicCheckpointIO
 from lightning_app.data import MNISTDataModule
+from lightning_app.errors import UserError, require
 from lightning_app.module import MNISTClassifier
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -55,15 +58,23 @@ class MNISTCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, save_config_callback=ResumableSaveConfig, **kwargs: Any) -> None:
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
+        try:
+            self._init_cli(args, save_config_callback, default_configs, **kwargs)
+        except ArgumentError as err:
+            # jsonargparse would print the whole usage (a screenful) above the one line that matters.
+            message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+            raise UserError(f"{message.rstrip('.')}. Run with --help to list the options and their types.") from None
+
+    def _init_cli(self, args, save_config_callback, default_configs, **kwargs: Any) -> None:
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
             save_config_callback=save_config_callback,
             trainer_defaults={
                 "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
-                "callbacks": [EpochSummary(), RNGState()],
+                "callbacks": [EpochSummary(), RNGState(), GracefulStop()],
             },
-            parser_kwargs={"default_config_files": default_configs},
+            parser_kwargs={"default_config_files": default_configs, "exit_on_error": False},
             auto_configure_optimizers=False,
             args=args,
             run=False,
@@ -88,18 +99,13 @@ class MNISTCLI(LightningCLI):
         )
         # A second checkpoint callback rather than `save_last=True`: with a monitored `save_top_k`, Lightning
         # rewrites last.ckpt only in epochs that produce a new best, so it could lag behind the run.
-        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
-        parser.set_defaults(
-            {
-                "last_checkpoint.filename": "last",
-                "last_checkpoint.monitor": None,
-                "last_checkpoint.save_top_k": 1,
-                "last_checkpoint.enable_version_counter": False,
-            }
-        )
+        parser.add_lightning_class_args(LastCheckpoint, "last_checkpoint")
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
+        require(trainer.max_epochs is None or trainer.max_epochs >= 0,
+                f"--trainer.max_epochs must be 0 or more (got {trainer.max_epochs}); the write-up trains 10.")
+        self._check_logs_writable(self.config)
         if trainer.precision is None:
             trainer.precision = default_precision(str(trainer.accelerator))
         callbacks = trainer.callbacks or []
@@ -113,6 +119,10 @@ class MNISTCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # Fail on missing or broken data before the Trainer exists, so a data problem leaves no empty run folder.
         self.datamodule.prepare_data()
+        plugins = self._get(self.config_init, "trainer").get("plugins") or []
+        plugins = plugins if isinstance(plugins, list) else [plugins]
+        if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+            kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
         return super().instantiate_trainer(**{**self.trainer_overrides, **kwargs})
 
     def _resolve_ckpt_path(self, config) -> str | None:
@@ -122,6 +132,7 @@ class MNISTCLI(LightningCLI):
             return None
         root = self._logger_root(config)
         path = checkpoints.resolve(ckpt_path, root)
+        checkpoints.check_resumable(path, config.model)
         # Resuming a run's last checkpoint continues that run's folder: same TensorBoard run, same checkpoints.
         # Any other checkpoint starts a new run folder, so no run gets two curves over the same steps.
         folder = path.resolve().parent.parent
@@ -129,6 +140,18 @@ class MNISTCLI(LightningCLI):
             config.trainer.logger.init_args.version = int(folder.name.split("_")[1])
             self.save_config_kwargs = {**self.save_config_kwargs, "resuming_run": True}
         return str(path)
+
+    def _check_logs_writable(self, config) -> None:
+        """Fail before training, not after the first epoch, when the run folder cannot be written."""
+        root = self._logger_root(config)
+        if root is None or self.trainer_overrides.get("logger") is False:
+            return
+        existing = next(parent for parent in [root, *root.parents] if parent.exists())
+        if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise UserError(
+                f"Cannot write runs under {root}: {existing} is not a writable folder. Change its permissions, or "
+                f"write elsewhere with --trainer.logger.init_args.save_dir DIR."
+            )
 
     @staticmethod
     def _logger_root(config) -> Path | None:

@@ -33,8 +33,8 @@ class MNISTCNN(nn.Module):
     ) -> None:
         super().__init__()
         side = ((IMAGE_SIZE - kernel_size + 1) // 2 - kernel_size + 1) // 2
-        if side < 1:
-            raise ValueError(f"kernel_size={kernel_size} leaves nothing of a {IMAGE_SIZE}x{IMAGE_SIZE} image")
+        if kernel_size < 1 or side < 1:
+            raise ValueError(f"kernel_size={kernel_size} does not fit a {IMAGE_SIZE}x{IMAGE_SIZE} image (use 1 to 5)")
         def conv_block(channels_in: int, channels_out: int) -> list[nn.Module]:
             norm = [nn.BatchNorm2d(channels_out)] if batch_norm else []
             return [nn.Conv2d(channels_in, channels_out, kernel_size, bias=not batch_norm), *norm, nn.ReLU(),

@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_app.errors import require
 from lightning_app.model import NUM_CLASSES, MNISTCNN
 
 
@@ -45,6 +46,12 @@ class MNISTClassifier(pl.LightningModule):
         compile: bool = False,
     ) -> None:
         super().__init__()
+        require(lr > 0, f"--model.lr must be greater than 0 (got {lr}); the write-up uses 0.001.")
+        require(0 <= dropout < 1, f"--model.dropout must be in [0, 1) (got {dropout}); the write-up uses 0.5.")
+        require(0 < lr_decay <= 1, f"--model.lr_decay must be in (0, 1] (got {lr_decay}).")
+        for name, value in (("conv1_channels", conv1_channels), ("conv2_channels", conv2_channels),
+                            ("hidden_units", hidden_units)):
+            require(value >= 1, f"--model.{name} must be at least 1 (got {value}).")
         self.save_hyperparameters()
         self.model = MNISTCNN(conv1_channels, conv2_channels, kernel_size, hidden_units, dropout, batch_norm)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
