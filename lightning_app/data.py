@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import MNIST
 
@@ -260,8 +261,8 @@ class MNISTDataModule(pl.LightningDataModule):
         With one batch per optimizer step and whole epochs, the restored global step tells: the batches of this
         epoch before it were trained on already and must not be seen twice.
         """
-        if self.trainer is None:
-            return 0
+        if self.trainer is None or self.trainer.world_size > 1:
+            return 0  # under DDP the shards are cut after this sampler; a mid-epoch resume repeats that epoch
         per_epoch = math.ceil(len(self.train_set) / self.hparams.batch_size)
         done = self.trainer.global_step - self.trainer.current_epoch * per_epoch
         return done if 0 < done < per_epoch else 0
@@ -274,7 +275,13 @@ class MNISTDataModule(pl.LightningDataModule):
         )
 
     def _eval_loader(self, dataset: InMemoryDigits) -> DataLoader:
-        return self._loader(dataset, self.hparams.eval_batch_size)
+        sampler = None
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning's default DistributedSampler pads the shards to equal length by repeating images, which
+            # would count some twice; this one gives each image to exactly one rank.
+            trainer = self.trainer
+            sampler = UnrepeatedDistributedSampler(dataset, trainer.world_size, trainer.global_rank, shuffle=False)
+        return self._loader(dataset, self.hparams.eval_batch_size, sampler=sampler)
 
     def val_dataloader(self) -> list[DataLoader]:
         # The write-up evaluates on the test set after every epoch: a second validation loader does that in the

@@ -27,7 +27,8 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
     except TrainingInterrupted as stop:
-        config = f" --config {trainer.log_dir}/config.yaml" if trainer.log_dir else ""
+        log_dir = trainer.log_dir
+        config = f" --config {log_dir}/config.yaml" if log_dir else ""
         print(f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
               f"  python -m lightning_app.fit{config} --ckpt_path {stop.checkpoint}", file=sys.stderr, flush=True)
         raise SystemExit(128 + stop.signum) from None
@@ -39,6 +40,7 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
     best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False)
     best_acc, best_loss = test_figures(trainer)
+    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
     if trainer.is_global_zero:
         val_acc = trainer.checkpoint_callback.best_model_score if best_path else None
         print(f"Final epoch's model: test accuracy {final_acc:.2%}, test loss {final_loss:.4f}")
@@ -47,9 +49,9 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
                   f"test loss {best_loss:.4f}\n  {best_path}")
         if isinstance(trainer.logger, TensorBoardLogger):
             test_set = datamodule.test_set
-            write_report(trainer.log_dir, model, test_set.images, test_set.labels, trainer.logger.experiment,
+            write_report(log_dir, model, test_set.images, test_set.labels, trainer.logger.experiment,
                          trainer.global_step)
-            print(f"Run folder with figures: {trainer.log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
+            print(f"Run folder with figures: {log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
     return {"final_test_acc": final_acc, "final_test_loss": final_loss,
             "best_test_acc": best_acc, "best_test_loss": best_loss, "best_ckpt": best_path}
 

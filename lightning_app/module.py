@@ -9,7 +9,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_app.errors import require
+from lightning_app.errors import UserError, require
 from lightning_app.model import NUM_CLASSES, MNISTCNN
 
 
@@ -59,6 +59,9 @@ class MNISTClassifier(pl.LightningModule):
         self._compiled = False
         self.train_loss = MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
+        # Evaluation figures as torchmetrics objects, so that under DDP they are summed over all ranks' shards
+        # (a logged per-rank mean would be averaged without weights).
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         # Read by `evaluate` after a test pass; not logged, as TensorBoard scalars hold one number each.
@@ -94,14 +97,15 @@ class MNISTClassifier(pl.LightningModule):
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         # Loader 0 is the validation split, loader 1 the test set evaluated after every epoch (see the data module).
         if dataloader_idx == 0:
-            self._evaluate(batch, "val", self.val_acc)
+            self._evaluate(batch, "val", self.val_loss, self.val_acc)
         else:
-            self._evaluate(batch, "test", self.test_acc)
+            self._evaluate(batch, "test", self.test_loss, self.test_acc)
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking:
             # TensorBoard's HParams tab compares runs by hp_metric: make it the validation accuracy.
-            self.log("hp_metric", self.val_acc.compute())
+            # compute() has already gathered all ranks' counts; sync_dist only silences Lightning's reminder.
+            self.log("hp_metric", self.val_acc.compute(), sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self.test_class_acc.reset()
@@ -109,21 +113,45 @@ class MNISTClassifier(pl.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         # The per-epoch test curve comes from the validation loop; a later test pass (of the best checkpoint,
         # or by `evaluate`) is reported, not added to that curve as a second point at the same step.
-        logits = self._evaluate(batch, "test", self.test_acc, logger=False)
+        logits = self._evaluate(batch, "test", self.test_loss, self.test_acc, logger=False)
         self.test_class_acc(logits, batch[1])
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, accuracy: MulticlassAccuracy, logger=True) -> Tensor:
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy,
+                  logger: bool = True) -> Tensor:
         images, labels = batch
         logits = self(images)
-        accuracy(logits, labels)
-        options = dict(on_step=False, on_epoch=True, batch_size=len(labels), add_dataloader_idx=False, logger=logger)
-        self.log(f"{stage}/loss", F.cross_entropy(logits, labels), **options)
+        loss.update(F.cross_entropy(logits, labels), weight=len(labels))
+        accuracy.update(logits, labels)
+        options = dict(on_step=False, on_epoch=True, add_dataloader_idx=False, logger=logger)
+        self.log(f"{stage}/loss", loss, **options)
         self.log(f"{stage}/acc", accuracy, **options)
         return logits
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["world_size"] = self.trainer.world_size
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("world_size", 1)
+        if self._trainer is None or saved == self.trainer.world_size or "loops" not in checkpoint:
+            return
+        # Another number of processes splits an epoch into another number of steps, so Lightning would take an
+        # epoch-end checkpoint for a mid-epoch one. Mark the saved epoch as finished and start the next afresh.
+        loop = checkpoint["loops"]["fit_loop"]
+        batches = loop["epoch_loop.batch_progress"]
+        if not batches["is_last_batch"]:
+            raise UserError(
+                f"This checkpoint was saved in the middle of an epoch by {saved} process(es); it can only be "
+                f"continued by {saved}. Resume with --trainer.devices/--trainer.num_nodes giving {saved} processes, "
+                f"or from a checkpoint saved at the end of an epoch (the default last.ckpt)."
+            )
+        batches["current"] = dict.fromkeys(batches["current"], 0)
+        batches["is_last_batch"] = False
+        for counts in (loop["epoch_progress"]["current"], loop["epoch_progress"]["total"]):
+            counts["completed"] = counts["processed"]
 
     def configure_optimizers(self):
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
