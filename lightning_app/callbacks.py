@@ -1,4 +1,4 @@
-"""Callbacks the training run adds to Lightning's: a one-line epoch summary and resumable random state."""
+"""Callbacks the training run adds to Lightning's: epoch summary line, last.ckpt, random state, graceful stop."""
 
 import os
 import signal
@@ -62,7 +62,10 @@ class LastCheckpoint(ModelCheckpoint):
                          **kwargs)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Save the final state unless the last scheduled save already holds it (or this is a dry run)."""
         super().on_train_end(trainer, pl_module)
+        if trainer.fast_dev_run:
+            return
         if self.dirpath and self._last_global_step_saved != trainer.global_step:
             trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}")
 

@@ -84,10 +84,10 @@ def model_hparams(checkpoint: dict) -> dict:
     return {k: v for k, v in checkpoint.get("hyper_parameters", {}).items() if not k.startswith("_")}
 
 
-def check_resumable(path: str | Path, model_config: dict) -> None:
-    """Refuse, before training starts, a checkpoint that the configured run could not continue."""
+def check_architecture(path: str | Path, model_config: dict, resume: bool = True) -> None:
+    """Refuse, before anything runs, a checkpoint that the configured model (or run, with ``resume``) cannot use."""
     checkpoint = read_checkpoint(path)
-    if "loops" not in checkpoint or "optimizer_states" not in checkpoint:
+    if resume and ("loops" not in checkpoint or "optimizer_states" not in checkpoint):
         raise UserError(f"{path} holds weights only, not the training state needed to resume. {_HINT}")
     saved = model_hparams(checkpoint)
     differences = [f"{key} {saved[key]} there, {model_config.get(key)} now" for key in ARCHITECTURE

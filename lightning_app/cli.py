@@ -25,15 +25,24 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 PROGRESS_BAR_REFRESH_STEPS = 10
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX, read from /proc/cpuinfo on Linux)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
 def default_precision(accelerator: str) -> str:
     """bf16 mixed precision where the device computes in bf16 natively, else full 32-bit precision.
 
-    On CPUs without native bf16 (AVX512-BF16 or AMX) autocast emulates it and runs slower than float32.
+    On CPUs without native bf16 autocast emulates it and runs slower than float32.
     """
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     if accelerator in ("auto", "cpu"):
-        return "bf16-mixed" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "32-true"
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
     return "32-true"
 
 
@@ -55,6 +64,8 @@ class MNISTCLI(LightningCLI):
 
     # Trainer arguments that this entry point fixes whatever the config says (evaluation writes no run folder).
     trainer_overrides: dict[str, Any] = {}
+    # Whether --ckpt_path continues training (and so needs the optimizer and loop state) or only evaluates.
+    resumes_training = True
 
     def __init__(self, args: list[str] | None = None, save_config_callback=ResumableSaveConfig, **kwargs: Any) -> None:
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
@@ -118,7 +129,10 @@ class MNISTCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # Fail on missing or broken data before the Trainer exists, so a data problem leaves no empty run folder.
-        self.datamodule.prepare_data()
+        # Only one process per machine may download (torchrun/SLURM start all ranks at once); Lightning's own
+        # prepare_data, which waits for it, serves the others.
+        if int(os.environ.get("LOCAL_RANK", 0)) == 0:
+            self.datamodule.prepare_data()
         plugins = self._get(self.config_init, "trainer").get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
@@ -132,7 +146,7 @@ class MNISTCLI(LightningCLI):
             return None
         root = self._logger_root(config)
         path = checkpoints.resolve(ckpt_path, root)
-        checkpoints.check_resumable(path, config.model)
+        checkpoints.check_architecture(path, config.model, resume=self.resumes_training)
         # Resuming a run's last checkpoint continues that run's folder: same TensorBoard run, same checkpoints.
         # Any other checkpoint starts a new run folder, so no run gets two curves over the same steps.
         folder = path.resolve().parent.parent

@@ -153,6 +153,7 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
+        # The whole epoch even when resuming mid-way: Lightning counts the epoch's batches from this.
         return self.size
 
     def __iter__(self):
@@ -170,7 +171,8 @@ class MNISTDataModule(pl.LightningDataModule):
         batch_size: Training batch size.
         eval_batch_size: Batch size for validation, test and prediction (no gradients, so larger is faster).
         val_size: How many training images are held out for validation (chosen with ``split_seed``).
-        split_seed: Seed of the fixed train/validation split and of the shuffling order.
+        split_seed: Seed of the fixed train/validation split and of the shuffling order (``seed_everything``
+            sets the initial weights and dropout; under DDP Lightning's sampler shuffles with it instead).
         augment: Randomly shift, rotate and scale training batches on the device (off: the write-up has none).
         shift: Largest shift in pixels, with ``augment``.
         rotation: Largest rotation in degrees, with ``augment``.

@@ -8,6 +8,7 @@ class EvaluateCLI(MNISTCLI):
     """The training CLI's options and config files, with a Trainer that only tests and writes no run folder."""
 
     trainer_overrides = {"logger": False}
+    resumes_training = False
 
 
 @report_user_errors

@@ -7,7 +7,7 @@ import sys
 
 from lightning_app.callbacks import TrainingInterrupted
 from lightning_app.cli import MNISTCLI
-from lightning_app.errors import report_user_errors
+from lightning_app.errors import UserError, report_user_errors
 from lightning_app.report import write_report
 
 
@@ -34,6 +34,12 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
         raise SystemExit(128 + stop.signum) from None
     if trainer.interrupted:
         return {}
+    if "test/acc" not in trainer.callback_metrics:
+        raise UserError(
+            f"No evaluation ran during this fit, so there are no test figures to report: the run had already "
+            f"reached --trainer.max_epochs {trainer.max_epochs} (raise it to train further), or evaluation is "
+            f"switched off (--trainer.limit_val_batches 0)."
+        )
     # The last epoch already evaluated the final weights on the test set (the data module's second
     # validation loader); only the best checkpoint needs a pass of its own.
     final_acc, final_loss = test_figures(trainer)

@@ -27,7 +27,7 @@ class MNISTCNN(nn.Module):
         conv1_channels: int = 32,
         conv2_channels: int = 64,
         kernel_size: int = 5,
-        hidden_units: int = 128,
+        hidden_units: int = 256,
         dropout: float = 0.5,
         batch_norm: bool = False,
     ) -> None:

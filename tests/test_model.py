@@ -22,8 +22,11 @@ def test_kernel_too_large_for_the_image_is_refused():
 def test_lightning_module_saves_hyperparameters_and_predicts_probabilities():
     module = MNISTClassifier(hidden_units=64, lr=0.01)
     assert module.hparams.hidden_units == 64 and module.hparams.lr == 0.01
-    optimizer = module.configure_optimizers()
+    configured = module.configure_optimizers()
+    optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 0.01
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ExponentialLR) and scheduler.gamma == 0.8
+    assert isinstance(MNISTClassifier(lr_schedule="constant").configure_optimizers(), torch.optim.Adam)
     module.eval()
     probabilities = module.predict_step((torch.randn(3, 1, 28, 28), torch.zeros(3)), 0)
     torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(3))
