@@ -9,6 +9,7 @@ from torch import Tensor
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from lightning_app.data import normalize
 from lightning_app.errors import UserError, require
 from lightning_app.model import NUM_CLASSES, MNISTCNN
 
@@ -115,6 +116,13 @@ class MNISTClassifier(pl.LightningModule):
         # or by `evaluate`) is reported, not added to that curve as a second point at the same step.
         logits = self._evaluate(batch, "test", self.test_loss, self.test_acc, logger=False)
         self.test_class_acc(logits, batch[1])
+
+    @torch.inference_mode()
+    def probabilities(self, images: Tensor, batch_size: int = 1000) -> Tensor:
+        """Class probabilities for uint8 images (N, 28, 28), computed on the model's device in batches."""
+        self.eval()
+        chunks = [self(normalize(chunk.to(self.device))).softmax(dim=1).cpu() for chunk in images.split(batch_size)]
+        return torch.cat(chunks)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch

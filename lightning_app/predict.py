@@ -11,7 +11,6 @@ from torch import Tensor
 from lightning_app import checkpoints
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
 from lightning_app.images import load_digit
-from lightning_app.report import predict_probabilities
 
 
 def parse_args(args: list[str] | None) -> argparse.Namespace:
@@ -88,7 +87,7 @@ def main(args: list[str] | None = None) -> list[dict]:
             results.append({"file": file, "error": str(err)})
     readable = [result for result in results if "error" not in result]
     if digits:
-        for result, probabilities in zip(readable, predict_probabilities(model, torch.from_numpy(np.stack(digits)))):
+        for result, probabilities in zip(readable, model.probabilities(torch.from_numpy(np.stack(digits)))):
             result.update(top_two(probabilities))
     print(json.dumps(results, indent=2) if options.json else "\n".join(map(format_line, results)), flush=True)
     if len(readable) < len(results):

@@ -10,7 +10,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from lightning_app.checkpoints import best_or_last, load_classifier
-from lightning_app.data import load_split, normalize
+from lightning_app.data import load_split
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.model import NUM_CLASSES
 from lightning_app.module import MNISTClassifier
@@ -19,21 +19,13 @@ from lightning_app.plots import confusion_figure, curves_figure, predictions_fig
 GRID_SIZE = 32
 
 
-@torch.inference_mode()
-def predict_probabilities(model: MNISTClassifier, images: Tensor, batch_size: int = 1000) -> Tensor:
-    """Class probabilities for uint8 images (N, 28, 28), computed on the model's device in batches."""
-    model.eval()
-    chunks = [model(normalize(chunk.to(model.device))).softmax(dim=1).cpu() for chunk in images.split(batch_size)]
-    return torch.cat(chunks)
-
-
 def write_report(
     run_dir: str | Path, model: MNISTClassifier, images: Tensor, labels: Tensor, writer: SummaryWriter, step: int
 ) -> list[Path]:
     """Draw the five figures of a run from its event files and the model's test predictions; return the PNG paths."""
     run_dir = Path(run_dir)
     metrics = read_epoch_metrics(run_dir)
-    probabilities = predict_probabilities(model, images)
+    probabilities = model.probabilities(images)
     confidence, predicted = probabilities.max(dim=1)
     wrong = (predicted != labels).nonzero().squeeze(1)
     worst = wrong[confidence[wrong].argsort(descending=True)][:GRID_SIZE]

@@ -17,7 +17,6 @@ from lightning_app import fit, predict
 from lightning_app.checkpoints import load_classifier
 from lightning_app.images import load_digit
 from lightning_app.module import MNISTClassifier
-from lightning_app.report import predict_probabilities
 
 RESULT_LINE = re.compile(r": \d \(\d+\.\d%\)  runner-up \d \(\d+\.\d%\)$")
 
@@ -97,7 +96,7 @@ def test_user_style_images_are_classified_like_the_original_digits(ckpt, held_ou
     results = predict.main(["--ckpt_path", ckpt, *save_user_style(digits, tmp_path)])
     predicted = np.array([result["digit"] for result in results])
     model, _ = load_classifier(ckpt)
-    on_originals = predict_probabilities(model, torch.from_numpy(digits)).argmax(dim=1).numpy()
+    on_originals = model.probabilities(torch.from_numpy(digits)).argmax(dim=1).numpy()
     assert (predicted == labels).mean() >= 0.9
     assert (predicted == on_originals).mean() >= 0.95
 
