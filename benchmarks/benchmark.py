@@ -7,7 +7,9 @@ same number of steps, each in a fresh process, interleaved over several repeats:
   DataLoader (the write-up's way);
 - ``in-memory``: a plain PyTorch loop over the project's in-memory uint8 batches, normalised per batch;
 - ``lightning``: the project's own ``Trainer`` from ``lightning_app.fit``'s CLI (progress bar, logging and
-  checkpoint callbacks included; validation off, as the loops above do none).
+  checkpoint callbacks included; validation off, as the loops above do none);
+- ``lightning-bare``: Lightning's loop alone, the floor of any Lightning project: ``Trainer(barebones=True)``
+  (no logger, progress bar or checkpoints) running a ``training_step`` cut down to forward and loss.
 
 Run it from the repository root with the project installed::
 
@@ -26,7 +28,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WAYS = ("torchvision", "in-memory", "lightning")
+WAYS = ("torchvision", "in-memory", "lightning", "lightning-bare")
 TRAIN_SIZE = 55_000
 
 
@@ -79,10 +81,9 @@ def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> 
     return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (normalize(x), y))
 
 
-def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+def step_timer(steps: int, warmup: int):
+    """A callback that times the training steps after ``warmup``, as ``plain_loop`` does."""
     from pytorch_lightning import Callback
-
-    from lightning_app.cli import MNISTCLI
 
     class StepTimer(Callback):
         def on_train_batch_start(self, trainer, *args) -> None:
@@ -93,15 +94,37 @@ def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> 
             if trainer.global_step == warmup + steps:
                 self.seconds = time.perf_counter() - self.start
 
+    return StepTimer()
+
+
+def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+    from lightning_app.cli import MNISTCLI
+
     with tempfile.TemporaryDirectory() as logs:
         cli = MNISTCLI(args=[
             f"--data.data_dir={data_dir}", f"--trainer.logger.init_args.save_dir={logs}",
             f"--trainer.max_steps={warmup + steps}", "--trainer.limit_val_batches=0",
             "--trainer.enable_model_summary=false", *config,
         ])
-        timer = StepTimer()
+        timer = step_timer(steps, warmup)
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    return timer.seconds
+
+
+def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+    import types
+
+    import torch.nn.functional as F
+    from pytorch_lightning import Trainer
+
+    model, _, datamodule, precision = project_parts(data_dir, config)
+    # The step of the plain loops, no metrics or logging: what remains is the cost of Lightning's loop itself.
+    model.training_step = types.MethodType(lambda self, batch, idx: F.cross_entropy(self(batch[0]), batch[1]), model)
+    timer = step_timer(steps, warmup)
+    trainer = Trainer(barebones=True, max_steps=warmup + steps, limit_val_batches=0, precision=precision,
+                      devices=1, callbacks=[timer])
+    trainer.fit(model, datamodule=datamodule)
     return timer.seconds
 
 
@@ -120,7 +143,8 @@ def child(way: str, data_dir: str, steps: int, warmup: int, config: list[str]) -
     import torch
 
     torch.manual_seed(0)
-    runner = {"torchvision": run_torchvision, "in-memory": run_in_memory, "lightning": run_lightning}[way]
+    runner = {"torchvision": run_torchvision, "in-memory": run_in_memory, "lightning": run_lightning,
+              "lightning-bare": run_lightning_bare}[way]
     seconds = runner(data_dir, steps, warmup, config)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"way": way, "seconds": seconds, "peak_mib": peak_mib}), flush=True)
@@ -128,7 +152,7 @@ def child(way: str, data_dir: str, steps: int, warmup: int, config: list[str]) -
 
 def measure(way: str, options, config: list[str]) -> dict:
     command = [sys.executable, __file__, "--child", way, "--data_dir", options.data_dir,
-               "--steps", str(options.steps), "--warmup", str(options.warmup), *sum((["--set", c] for c in config), [])]
+               "--steps", str(options.steps), "--warmup", str(options.warmup), *(f"--set={c}" for c in config)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -141,19 +165,20 @@ def compare_ways(options) -> None:
     for repeat in range(options.repeats):
         for way in WAYS if repeat % 2 == 0 else reversed(WAYS):  # interleaved, alternating order
             runs[way].append(measure(way, options, options.set))
-            print(f"  repeat {repeat + 1} {way:12s} {runs[way][-1]['seconds']:.2f} s", flush=True)
+            print(f"  repeat {repeat + 1} {way:14s} {runs[way][-1]['seconds']:.2f} s", flush=True)
     batch = 100
     steps_per_epoch = TRAIN_SIZE / batch
     print(f"\n{options.steps} steps of batch {batch}, median of {options.repeats} (after {options.warmup} warm-up steps)")
-    print(f"{'way':12s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s}")
+    print(f"{'way':14s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s}")
     medians = {}
     for way in WAYS:
         seconds = statistics.median(run["seconds"] for run in runs[way])
         medians[way] = seconds / options.steps * steps_per_epoch
         peak = max(run["peak_mib"] for run in runs[way])
-        print(f"{way:12s} {medians[way]:8.2f} {options.steps * batch / seconds:10.0f} {peak:9.0f}")
-    print(f"lightning / torchvision = {medians['lightning'] / medians['torchvision']:.3f}")
-    print(f"lightning / in-memory   = {medians['lightning'] / medians['in-memory']:.3f}")
+        print(f"{way:14s} {medians[way]:8.2f} {options.steps * batch / seconds:10.0f} {peak:9.0f}")
+    print(f"lightning / torchvision      = {medians['lightning'] / medians['torchvision']:.3f}")
+    print(f"lightning / in-memory        = {medians['lightning'] / medians['in-memory']:.3f}")
+    print(f"lightning-bare / in-memory   = {medians['lightning-bare'] / medians['in-memory']:.3f}")
 
 
 def time_fast_config(options) -> None:
