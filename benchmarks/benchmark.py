@@ -72,7 +72,7 @@ def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -
 
 
 def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
-    from lightning_app.data import normalize
+    from lightning_app.module import normalize
 
     parts = project_parts(data_dir, config)
     datamodule = parts[2]
@@ -101,11 +101,16 @@ def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> 
     from lightning_app.cli import MNISTCLI
 
     with tempfile.TemporaryDirectory() as logs:
-        cli = MNISTCLI(args=[
-            f"--data.data_dir={data_dir}", f"--trainer.logger.init_args.save_dir={logs}",
-            f"--trainer.max_steps={warmup + steps}", "--trainer.limit_val_batches=0",
-            "--trainer.enable_model_summary=false", *config,
-        ])
+        cli = MNISTCLI(
+            args=[
+                f"--data.data_dir={data_dir}",
+                f"--trainer.logger.init_args.save_dir={logs}",
+                f"--trainer.max_steps={warmup + steps}",
+                "--trainer.limit_val_batches=0",
+                "--trainer.enable_model_summary=false",
+                *config,
+            ]
+        )
         timer = step_timer(steps, warmup)
         cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
@@ -122,8 +127,9 @@ def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]
     # The step of the plain loops, no metrics or logging: what remains is the cost of Lightning's loop itself.
     model.training_step = types.MethodType(lambda self, batch, idx: F.cross_entropy(self(batch[0]), batch[1]), model)
     timer = step_timer(steps, warmup)
-    trainer = Trainer(barebones=True, max_steps=warmup + steps, limit_val_batches=0, precision=precision,
-                      devices=1, callbacks=[timer])
+    trainer = Trainer(
+        barebones=True, max_steps=warmup + steps, limit_val_batches=0, precision=precision, devices=1, callbacks=[timer]
+    )
     trainer.fit(model, datamodule=datamodule)
     return timer.seconds
 
@@ -143,21 +149,36 @@ def child(way: str, data_dir: str, steps: int, warmup: int, config: list[str]) -
     import torch
 
     torch.manual_seed(0)
-    runner = {"torchvision": run_torchvision, "in-memory": run_in_memory, "lightning": run_lightning,
-              "lightning-bare": run_lightning_bare}[way]
+    runner = {
+        "torchvision": run_torchvision,
+        "in-memory": run_in_memory,
+        "lightning": run_lightning,
+        "lightning-bare": run_lightning_bare,
+    }[way]
     seconds = runner(data_dir, steps, warmup, config)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps({"way": way, "seconds": seconds, "peak_mib": peak_mib}), flush=True)
 
 
 def measure(way: str, options, config: list[str]) -> dict:
-    command = [sys.executable, __file__, "--child", way, "--data_dir", options.data_dir,
-               "--steps", str(options.steps), "--warmup", str(options.warmup), *(f"--set={c}" for c in config)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        way,
+        "--data_dir",
+        options.data_dir,
+        "--steps",
+        str(options.steps),
+        "--warmup",
+        str(options.warmup),
+        *(f"--set={c}" for c in config),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         sys.exit(f"{way} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def compare_ways(options) -> None:
@@ -168,7 +189,9 @@ def compare_ways(options) -> None:
             print(f"  repeat {repeat + 1} {way:14s} {runs[way][-1]['seconds']:.2f} s", flush=True)
     batch = 100
     steps_per_epoch = TRAIN_SIZE / batch
-    print(f"\n{options.steps} steps of batch {batch}, median of {options.repeats} (after {options.warmup} warm-up steps)")
+    print(
+        f"\n{options.steps} steps of batch {batch}, median of {options.repeats} (after {options.warmup} warm-up steps)"
+    )
     print(f"{'way':14s} {'s/epoch':>8s} {'samples/s':>10s} {'peak MiB':>9s}")
     medians = {}
     for way in WAYS:
@@ -188,20 +211,33 @@ def time_fast_config(options) -> None:
         with tempfile.TemporaryDirectory() as logs:
             start = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-m", "lightning_app.fit", "--config", str(ROOT / "configs" / "fast.yaml"),
-                 f"--data.data_dir={options.data_dir}", f"--seed_everything={seed}",
-                 f"--trainer.logger.init_args.save_dir={logs}", "--trainer.enable_progress_bar=false"],
-                capture_output=True, text=True, cwd=ROOT,
+                [
+                    sys.executable,
+                    "-m",
+                    "lightning_app.fit",
+                    "--config",
+                    str(ROOT / "configs" / "fast.yaml"),
+                    f"--data.data_dir={options.data_dir}",
+                    f"--seed_everything={seed}",
+                    f"--trainer.logger.init_args.save_dir={logs}",
+                    "--trainer.enable_progress_bar=false",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
             )
             process = time.perf_counter() - start
         if done.returncode:
             sys.exit(f"fast.yaml failed:\n{done.stderr[-4000:]}")
         training = float(re.search(r"trained to epoch .* in ([\d.]+) s", done.stdout).group(1))
-        accuracy = float(re.search(r"Final epoch's model: test accuracy ([\d.]+)%", done.stdout).group(1))
+        accuracy = float(re.search(r"Final model: test accuracy ([\d.]+)%", done.stdout).group(1))
         rows.append((training, process, accuracy))
         print(f"  seed {seed}: training {training:.1f} s, whole process {process:.1f} s, test accuracy {accuracy:.2f}%")
-    print("configs/fast.yaml, median of %d seeds: training %.1f s, whole process %.1f s, test accuracy %.2f%%"
-          % (len(rows), *(statistics.median(column) for column in zip(*rows))))
+    training, process, accuracy = (statistics.median(column) for column in zip(*rows))
+    print(
+        f"configs/fast.yaml, median of {len(rows)} seeds: training {training:.1f} s, whole process {process:.1f} s, "
+        f"test accuracy {accuracy:.2f}%"
+    )
 
 
 def main(args: list[str] | None = None) -> None:
@@ -211,8 +247,13 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fast_seeds", type=int, default=3, help="seeds for configs/fast.yaml (0 skips it)")
-    parser.add_argument("--set", action="append", default=[], metavar="--KEY=VALUE",
-                        help="extra fit options for all ways, e.g. --set=--trainer.precision=bf16-mixed")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="--KEY=VALUE",
+        help="extra fit options for all ways, e.g. --set=--trainer.precision=bf16-mixed",
+    )
     parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
     options = parser.parse_args(args)
     if options.child:

@@ -1,27 +1,29 @@
-"""The LightningCLI shared by the entry points: configs, checkpoints, TensorBoard run folders and resuming."""
+"""The LightningCLI shared by the entry points: configs, callbacks, run folders, resuming, and errors as flags."""
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from jsonargparse import ArgumentError, Namespace
-from pytorch_lightning import LightningModule, Trainer
 from lightning_fabric.plugins import CheckpointIO
+from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 
-from lightning_app import checkpoints
-from lightning_app.callbacks import EpochSummary, GracefulStop, LastCheckpoint, RNGState
+from lightning_app import checkpoints, runs
 from lightning_app.checkpoint_io import AtomicCheckpointIO
+from lightning_app.console import EpochSummary
 from lightning_app.data import MNISTDataModule
-from lightning_app.errors import UserError, require
+from lightning_app.errors import UserError
 from lightning_app.module import MNISTClassifier
+from lightning_app.resume import ExactResume, GracefulStop, LastCheckpoint
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-# Lightning's bar redraws after every step by default, which costs about 0.5 ms a step (4% on this CPU);
-# ten times a second is as smooth to the eye.
+# Lightning's bar redraws after every step by default, which costs about 0.5 ms a step on a CPU; ten times a second
+# is as smooth to the eye.
 PROGRESS_BAR_REFRESH_STEPS = 10
 
 
@@ -37,7 +39,7 @@ def cpu_has_native_bf16() -> bool:
 def default_precision(accelerator: str) -> str:
     """bf16 mixed precision where the device computes in bf16 natively, else full 32-bit precision.
 
-    On CPUs without native bf16 autocast emulates it and runs slower than float32.
+    On CPUs without native bf16, autocast emulates it and runs slower than float32.
     """
     if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
@@ -46,51 +48,73 @@ def default_precision(accelerator: str) -> str:
     return "32-true"
 
 
-class ResumableSaveConfig(SaveConfigCallback):
-    """Save the resolved config as ``config.yaml`` in the run folder, but keep the original when resuming that run."""
+def as_flag_error(err: ValueError, config: Namespace) -> UserError:
+    """A core class's ``ValueError("<parameter> must ...")`` as an error that names the command-line flag."""
+    message = str(err).strip()
+    # jsonargparse reports a failed nested class (the network in ``network: nn.Module | None``) as a list of the
+    # errors met for each type of the union: the class's own error is the one that matters.
+    causes = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
+    causes = [cause for cause in causes if not cause.startswith("Expected a <class 'NoneType'>")]
+    if "Errors:" in message and causes:
+        message = causes[0]
+    match = re.match(r"([A-Za-z_][\w.]*)", message)
+    if match:
+        name = match.group(1)
+        flags = sorted({key.replace(".init_args.", ".") for key in config})
+        candidates = [flag for flag in flags if flag == name or flag.endswith(f".{name}")]
+        if len(candidates) == 1:
+            message = f"--{candidates[0]}{message[len(name) :]}"
+    return UserError(message)
 
-    def __init__(self, *args: Any, resuming_run: bool = False, **kwargs: Any) -> None:
+
+class RunConfig(SaveConfigCallback):
+    """Save the resolved config as ``config.yaml`` in the run folder; keep the original when continuing that run."""
+
+    def __init__(self, *args: Any, continuing_run: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.resuming_run = resuming_run
+        self.continuing_run = continuing_run
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.resuming_run and os.path.isfile(os.path.join(trainer.log_dir, self.config_filename)):
-            self.already_saved = True
-        super().setup(trainer, pl_module, stage)
+        if self.already_saved:
+            return
+        path = runs.run_dir(trainer) / self.config_filename
+        if trainer.is_global_zero and not (self.continuing_run and path.is_file()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
+        self.already_saved = True
 
 
 class MNISTCLI(LightningCLI):
     """LightningCLI for this project: configs/default.yaml is read first, and --ckpt_path selects a checkpoint."""
 
     # Trainer arguments that this entry point fixes whatever the config says (evaluation writes no run folder).
-    trainer_overrides: dict[str, Any] = {}
+    trainer_overrides: ClassVar[dict[str, Any]] = {}
     # Whether --ckpt_path continues training (and so needs the optimizer and loop state) or only evaluates.
     resumes_training = True
+    # Callback classes this entry point adds to every run.
+    extra_callbacks: tuple[type, ...] = ()
 
-    def __init__(self, args: list[str] | None = None, save_config_callback=ResumableSaveConfig, **kwargs: Any) -> None:
+    def __init__(self, args: list[str] | None = None, save_config_callback=RunConfig, **kwargs: Any) -> None:
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
         try:
-            self._init_cli(args, save_config_callback, default_configs, **kwargs)
+            super().__init__(
+                MNISTClassifier,
+                MNISTDataModule,
+                save_config_callback=save_config_callback,
+                trainer_defaults={
+                    "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
+                    "callbacks": [EpochSummary(), ExactResume(), GracefulStop(), *(c() for c in self.extra_callbacks)],
+                },
+                parser_kwargs={"default_config_files": default_configs, "exit_on_error": False},
+                auto_configure_optimizers=False,
+                args=args,
+                run=False,
+                **kwargs,
+            )
         except ArgumentError as err:
             # jsonargparse would print the whole usage (a screenful) above the one line that matters.
             message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
             raise UserError(f"{message.rstrip('.')}. Run with --help to list the options and their types.") from None
-
-    def _init_cli(self, args, save_config_callback, default_configs, **kwargs: Any) -> None:
-        super().__init__(
-            MNISTClassifier,
-            MNISTDataModule,
-            save_config_callback=save_config_callback,
-            trainer_defaults={
-                "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
-                "callbacks": [EpochSummary(), RNGState(), GracefulStop()],
-            },
-            parser_kwargs={"default_config_files": default_configs, "exit_on_error": False},
-            auto_configure_optimizers=False,
-            args=args,
-            run=False,
-            **kwargs,
-        )
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
@@ -104,7 +128,7 @@ class MNISTCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
-                "checkpoint.filename": "best-epoch={epoch:02d}-val_acc={val/acc:.4f}",
+                "checkpoint.filename": runs.BEST,
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
@@ -114,63 +138,88 @@ class MNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
-        require(trainer.max_epochs is None or trainer.max_epochs >= 0,
-                f"--trainer.max_epochs must be 0 or more (got {trainer.max_epochs}); the write-up trains 10.")
+        if trainer.max_epochs is not None and trainer.max_epochs < 0:
+            raise UserError(
+                f"--trainer.max_epochs must be 0 or more (got {trainer.max_epochs}); the write-up trains 10."
+            )
         self._check_logs_writable(self.config)
         if trainer.precision is None:
             trainer.precision = default_precision(str(trainer.accelerator))
         callbacks = trainer.callbacks or []
         if trainer.enable_progress_bar is not False and not any("ProgressBar" in c.class_path for c in callbacks):
-            bar = Namespace(class_path="pytorch_lightning.callbacks.TQDMProgressBar",
-                            init_args=Namespace(refresh_rate=PROGRESS_BAR_REFRESH_STEPS, process_position=0,
-                                                leave=False))
+            bar = Namespace(
+                class_path="pytorch_lightning.callbacks.TQDMProgressBar",
+                init_args=Namespace(refresh_rate=PROGRESS_BAR_REFRESH_STEPS, process_position=0, leave=False),
+            )
             trainer.callbacks = [*callbacks, bar]
         self.ckpt_path = self._resolve_ckpt_path(self.config)
+
+    def instantiate_classes(self) -> None:
+        try:
+            super().instantiate_classes()
+        except ValueError as err:  # a core class refused a setting: name the flag
+            raise as_flag_error(err, self.config) from None
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         # Fail on missing or broken data before the Trainer exists, so a data problem leaves no empty run folder.
         # Only one process per machine may download (torchrun/SLURM start all ranks at once); Lightning's own
         # prepare_data, which waits for it, serves the others.
         if int(os.environ.get("LOCAL_RANK", 0)) == 0:
-            self.datamodule.prepare_data()
+            try:
+                self.datamodule.prepare_data()
+            except ValueError as err:
+                raise as_flag_error(err, self.config) from None
         plugins = self._get(self.config_init, "trainer").get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
             kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
         return super().instantiate_trainer(**{**self.trainer_overrides, **kwargs})
 
-    def _resolve_ckpt_path(self, config) -> str | None:
+    def _resolve_ckpt_path(self, config: Namespace) -> str | None:
         """Turn --ckpt_path into a file, and point the logger at the run folder that the file continues."""
-        ckpt_path = config.get("ckpt_path")
-        if not ckpt_path:
+        spec = config.get("ckpt_path")
+        if not spec:
             return None
-        root = self._logger_root(config)
-        path = checkpoints.resolve(ckpt_path, root)
-        checkpoints.check_architecture(path, config.model, resume=self.resumes_training)
-        # Resuming a run's last checkpoint continues that run's folder: same TensorBoard run, same checkpoints.
-        # Any other checkpoint starts a new run folder, so no run gets two curves over the same steps.
-        folder = path.resolve().parent.parent
-        if root is not None and path.name == checkpoints.LAST and folder.parent == root.resolve():
-            config.trainer.logger.init_args.version = int(folder.name.split("_")[1])
-            self.save_config_kwargs = {**self.save_config_kwargs, "resuming_run": True}
+        root = self._runs_root(config)
+        path = runs.find(spec, root)
+        network = config.model.get("network")
+        checkpoints.check_network(
+            path, network.as_dict() if isinstance(network, Namespace) else None, resume=self.resumes_training
+        )
+        # Continuing a run's last.ckpt continues that run's folder: the same logger run, the same checkpoints.
+        # Any other checkpoint starts a new run folder, so that no run gets two curves over the same steps.
+        run = runs.run_of(path)
+        logger = config.trainer.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if (
+            self.resumes_training
+            and path.stem == runs.LAST
+            and run is not None
+            and init_args is not None
+            and "version" in init_args
+            and run.parent == root
+        ):
+            init_args.version = run.name
+            self.save_config_kwargs = {**self.save_config_kwargs, "continuing_run": True}
         return str(path)
 
-    def _check_logs_writable(self, config) -> None:
+    @staticmethod
+    def _runs_root(config: Namespace) -> Path:
+        """The folder under which the configured logger keeps its runs (``save_dir/name``), or the Trainer's root."""
+        logger = config.trainer.get("logger")
+        init_args = getattr(logger, "init_args", None)
+        if init_args is None or not init_args.get("save_dir"):
+            return Path(config.trainer.get("default_root_dir") or ".").resolve()
+        return (Path(init_args.save_dir) / str(init_args.get("name") or "")).resolve()
+
+    def _check_logs_writable(self, config: Namespace) -> None:
         """Fail before training, not after the first epoch, when the run folder cannot be written."""
-        root = self._logger_root(config)
-        if root is None or self.trainer_overrides.get("logger") is False:
+        if self.trainer_overrides.get("logger") is False:
             return
+        root = self._runs_root(config)
         existing = next(parent for parent in [root, *root.parents] if parent.exists())
         if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
             raise UserError(
                 f"Cannot write runs under {root}: {existing} is not a writable folder. Change its permissions, or "
                 f"write elsewhere with --trainer.logger.init_args.save_dir DIR."
             )
-
-    @staticmethod
-    def _logger_root(config) -> Path | None:
-        logger = config.trainer.get("logger")
-        init_args = getattr(logger, "init_args", None)
-        if init_args is None or "version" not in init_args or "save_dir" not in init_args:
-            return None
-        return Path(init_args.save_dir) / (init_args.get("name") or "")

@@ -14,16 +14,6 @@ class UserError(Exception):
     """A problem with the user's input or environment, explained in one paragraph that says how to fix it."""
 
 
-class InvalidSetting(UserError, ValueError):
-    """A setting outside its valid range (also a ValueError, for code that uses the classes directly)."""
-
-
-def require(condition: bool, message: str) -> None:
-    """Raise ``InvalidSetting(message)`` unless ``condition`` holds."""
-    if not condition:
-        raise InvalidSetting(message)
-
-
 def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
     """Turn a ``UserError`` raised by an entry point into its message on stderr and exit status 2."""
 

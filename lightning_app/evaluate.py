@@ -1,5 +1,7 @@
 """Evaluate a saved checkpoint on the test set: ``python -m lightning_app.evaluate --ckpt_path PATH|last|best``."""
 
+from typing import ClassVar
+
 from lightning_app.cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
 
@@ -7,7 +9,7 @@ from lightning_app.errors import UserError, report_user_errors
 class EvaluateCLI(MNISTCLI):
     """The training CLI's options and config files, with a Trainer that only tests and writes no run folder."""
 
-    trainer_overrides = {"logger": False}
+    trainer_overrides: ClassVar[dict] = {"logger": False}
     resumes_training = False
 
 

@@ -1,65 +1,97 @@
 """Train the MNIST CNN: ``python -m lightning_app.fit [--config FILE] [--trainer.max_epochs N] [--ckpt_path last]``."""
 
-from pytorch_lightning import Trainer
-from pytorch_lightning.loggers import TensorBoardLogger
-
 import sys
 
-from lightning_app.callbacks import TrainingInterrupted
+import torch
+from pytorch_lightning import Trainer
+
+from lightning_app import runs
 from lightning_app.cli import MNISTCLI
+from lightning_app.console import say
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.report import write_report
+from lightning_app.figures import RunFigures
+from lightning_app.resume import TrainingInterrupted
+
+
+class FitCLI(MNISTCLI):
+    """The shared CLI, with the run's figures drawn by a callback."""
+
+    extra_callbacks = (RunFigures,)
 
 
 def test_figures(trainer: Trainer) -> tuple[float, float]:
-    """The test accuracy and loss of the most recent evaluation pass."""
+    """The test accuracy and loss of the most recent evaluation of the test set."""
     return float(trainer.callback_metrics["test/acc"]), float(trainer.callback_metrics["test/loss"])
 
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float | str]:
-    """Train, evaluate the best checkpoint (by validation accuracy) on the test set, and draw the run's figures.
+    """Train; report the final model's and the best checkpoint's (by validation accuracy) test figures; draw figures.
 
-    Returns the final epoch's and the best checkpoint's test figures, which are also printed.
+    Returns the final model's and the best checkpoint's test accuracy and loss, and the best checkpoint's path.
     """
-    cli = MNISTCLI(args=args)
+    cli = FitCLI(args=args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
+    start_step = torch.load(cli.ckpt_path, map_location="cpu", weights_only=True)["global_step"] if cli.ckpt_path else 0
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
     except TrainingInterrupted as stop:
-        log_dir = trainer.log_dir
-        config = f" --config {log_dir}/config.yaml" if log_dir else ""
-        print(f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
-              f"  python -m lightning_app.fit{config} --ckpt_path {stop.checkpoint}", file=sys.stderr, flush=True)
+        if trainer.is_global_zero:
+            config = stop.checkpoint.parent.parent / runs.CONFIG
+            print(
+                f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
+                f"  python -m lightning_app.fit --config {config} --ckpt_path {stop.checkpoint}",
+                file=sys.stderr,
+                flush=True,
+            )
         raise SystemExit(128 + stop.signum) from None
     if trainer.interrupted:
         return {}
-    if "test/acc" not in trainer.callback_metrics:
+    if cli.ckpt_path and trainer.global_step == start_step and not trainer.fast_dev_run:
         raise UserError(
-            f"No evaluation ran during this fit, so there are no test figures to report: the run had already "
-            f"reached --trainer.max_epochs {trainer.max_epochs} (raise it to train further), or evaluation is "
-            f"switched off (--trainer.limit_val_batches 0)."
+            f"Nothing was trained: {cli.ckpt_path} had already reached --trainer.max_epochs {trainer.max_epochs} "
+            f"(or --trainer.max_steps {trainer.max_steps}). Raise it to train further."
         )
-    # The last epoch already evaluated the final weights on the test set (the data module's second
-    # validation loader); only the best checkpoint needs a pass of its own.
+    figures = next(callback for callback in trainer.callbacks if isinstance(callback, RunFigures))
+    # The final weights were evaluated on the test set by the last epoch's evaluation, unless it did not run.
+    if not figures.has_final_predictions:
+        trainer.test(model, datamodule=datamodule, verbose=False)
     final_acc, final_loss = test_figures(trainer)
-    best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True, verbose=False)
-    best_acc, best_loss = test_figures(trainer)
-    log_dir = trainer.log_dir  # a collective call under DDP: every rank must make it
+    best_acc, best_loss, best_path = final_acc, final_loss, ""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.best_model_path:
+        best_path = checkpoint.best_model_path
+        saved_at = torch.load(best_path, map_location="cpu", weights_only=True)["global_step"]
+        if saved_at != trainer.global_step:  # a test pass only when the best is not the final model
+            # Without the loggers, so that the per-epoch test curve gets no extra point from another model; the
+            # best checkpoint's figures are logged under their own names below.
+            loggers, trainer.loggers = trainer.loggers, []
+            try:
+                trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)
+            finally:
+                trainer.loggers = loggers
+            best_acc, best_loss = test_figures(trainer)
+        for logger in trainer.loggers:
+            logger.log_metrics({"best/test_acc": best_acc, "best/test_loss": best_loss}, step=trainer.global_step)
+            logger.save()
     if trainer.is_global_zero:
-        val_acc = trainer.checkpoint_callback.best_model_score if best_path else None
-        print(f"Final epoch's model: test accuracy {final_acc:.2%}, test loss {final_loss:.4f}")
+        say(trainer, f"Final model: test accuracy {final_acc:.2%}, test loss {final_loss:.4f}")
         if best_path:
-            print(f"Best by validation (val accuracy {float(val_acc):.2%}): test accuracy {best_acc:.2%}, "
-                  f"test loss {best_loss:.4f}\n  {best_path}")
-        if isinstance(trainer.logger, TensorBoardLogger):
-            test_set = datamodule.test_set
-            write_report(log_dir, model, test_set.images, test_set.labels, trainer.logger.experiment,
-                         trainer.global_step)
-            print(f"Run folder with figures: {log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
-    return {"final_test_acc": final_acc, "final_test_loss": final_loss,
-            "best_test_acc": best_acc, "best_test_loss": best_loss, "best_ckpt": best_path}
+            val_acc = float(checkpoint.best_model_score)
+            say(
+                trainer,
+                f"Best by validation (val accuracy {val_acc:.2%}): test accuracy {best_acc:.2%}, test loss "
+                f"{best_loss:.4f}\n  {best_path}",
+            )
+        if figures.drawn:
+            say(trainer, f"Figures: {figures.drawn[0].parent}/*.png")
+    return {
+        "final_test_acc": final_acc,
+        "final_test_loss": final_loss,
+        "best_test_acc": best_acc,
+        "best_test_loss": best_loss,
+        "best_ckpt": best_path,
+    }
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lightning_app.errors import UserError
-from lightning_app.model import IMAGE_SIZE
+from lightning_app.network import IMAGE_SIZE
 
 BOX = 20  # MNIST scaled every digit to fit 20x20 pixels
 CENTRE = 14.0  # where MNIST's centres of mass lie, in rows and columns (the data set's means are 13.99 and 14.00)

@@ -1,111 +1,177 @@
-"""The LightningModule that trains ``MNISTCNN``: loss, Adam, and torchmetrics accuracy per stage."""
+"""The LightningModule: trains an injected network on raw digit images with an injected optimizer and schedule."""
 
-from typing import Literal
+import inspect
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from pytorch_lightning.utilities.parsing import AttributeDict
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_app.data import normalize
-from lightning_app.errors import UserError, require
-from lightning_app.model import NUM_CLASSES, MNISTCNN
+from lightning_app.network import MNISTCNN, NUM_CLASSES
+
+# The same shapes as LightningCLI's OptimizerCallable and LRSchedulerCallable, declared here so that the module does
+# not import the command line: a config names the class by class_path and the module calls it.
+OptimizerFactory = Callable[[Iterable], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+# The training set's pixel statistics, as used by torchvision's and PyTorch's MNIST examples.
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+def normalize(images: Tensor) -> Tensor:
+    """Raw digits (uint8 0-255, or floats in [0, 1]; (N, 28, 28) or (N, 1, 28, 28)) as the network's float input."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
+    return images.sub(MNIST_MEAN).div(MNIST_STD)
+
+
+def check_optimizer(factory: OptimizerFactory) -> None:
+    """Build the optimizer once on a dummy parameter, so that a bad setting fails now, not when training starts."""
+    lr = (getattr(factory, "keywords", None) or {}).get("lr")
+    if isinstance(lr, (int, float)) and not lr > 0:
+        raise ValueError(f"optimizer.lr must be greater than 0 (got {lr}); the write-up uses Adam at 0.001.")
+    try:
+        factory([nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"optimizer cannot be built with its settings: {err}") from None
+
+
+def takes_total_steps(factory: Callable) -> bool:
+    """Whether a learning-rate schedule is sized in optimizer steps (``total_steps``, as OneCycleLR is)."""
+    if "total_steps" in (getattr(factory, "keywords", None) or {}):
+        return True
+    try:
+        return "total_steps" in inspect.signature(getattr(factory, "func", factory)).parameters
+    except (TypeError, ValueError):  # builtins and some callables have no signature
+        return False
 
 
 class MNISTClassifier(pl.LightningModule):
-    """Classify MNIST digits with the write-up's CNN, trained by Adam on cross-entropy.
+    """Classify handwritten digits with any network: cross-entropy, an optimizer, a schedule, accuracy per stage.
+
+    The module takes raw images (uint8 in 0-255 or floats in [0, 1], of shape (N, 28, 28) or (N, 1, 28, 28)) and
+    normalises them itself, so that a checkpoint is all a script needs to classify digits.
 
     Args:
-        conv1_channels: Output channels of the first convolution.
-        conv2_channels: Output channels of the second convolution.
-        kernel_size: Kernel size of both convolutions.
-        hidden_units: Width of the first fully connected layer.
-        dropout: Dropout rate before the fully connected layers, in [0, 1).
-        batch_norm: Batch normalisation in the network (not in the write-up).
-        lr: Adam's learning rate (the peak rate with the one-cycle schedule).
-        lr_schedule: "constant" (the write-up), "exponential" (times ``lr_decay`` after every epoch),
-            or "onecycle" (warm up to ``lr`` then anneal, over the whole run, per step).
-        lr_decay: Factor per epoch of the exponential schedule.
-        channels_last: Run the convolutions in channels-last memory layout (faster on CPUs with oneDNN).
+        network: The network, an ``nn.Module`` from normalised (N, 1, 28, 28) images to 10 logits; by default the
+            write-up's CNN (``lightning_app.network.MNISTCNN``) with its default settings.
+        optimizer: The optimizer, called with the parameters; by default Adam at 0.001, as in the write-up.
+        scheduler: The learning-rate schedule, called with the optimizer; none by default. Schedules sized in steps
+            (``total_steps``, as OneCycleLR) get the run's length from the Trainer and step after every optimizer
+            step; the others step after every epoch.
+        label_smoothing: Label smoothing of the training loss (0 in the write-up); evaluation uses plain cross-entropy.
+        channels_last: Run the convolutions in channels-last memory layout (faster on CPUs with oneDNN and on GPUs).
         compile: Compile the network with ``torch.compile`` when training starts.
     """
 
     def __init__(
         self,
-        conv1_channels: int = 32,
-        conv2_channels: int = 64,
-        kernel_size: int = 5,
-        hidden_units: int = 256,
-        dropout: float = 0.5,
-        batch_norm: bool = False,
-        lr: float = 1e-3,
-        lr_schedule: Literal["constant", "exponential", "onecycle"] = "exponential",
-        lr_decay: float = 0.8,
+        network: nn.Module | None = None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        label_smoothing: float = 0.0,
         channels_last: bool = True,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        require(lr > 0, f"--model.lr must be greater than 0 (got {lr}); the write-up uses 0.001.")
-        require(0 <= dropout < 1, f"--model.dropout must be in [0, 1) (got {dropout}); the write-up uses 0.5.")
-        require(0 < lr_decay <= 1, f"--model.lr_decay must be in (0, 1] (got {lr_decay}).")
-        for name, value in (("conv1_channels", conv1_channels), ("conv2_channels", conv2_channels),
-                            ("hidden_units", hidden_units)):
-            require(value >= 1, f"--model.{name} must be at least 1 (got {value}).")
-        self.save_hyperparameters()
-        self.model = MNISTCNN(conv1_channels, conv2_channels, kernel_size, hidden_units, dropout, batch_norm)
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1) (got {label_smoothing}).")
+        if optimizer is not None:
+            check_optimizer(optimizer)
+        with warnings.catch_warnings():
+            # Lightning warns when a hyperparameter is a module: a network given in Python rather than by a config.
+            warnings.filterwarnings("ignore", message="Attribute 'network' is an instance of `nn.Module`")
+            self.save_hyperparameters()
+        if isinstance(self.hparams.get("network"), nn.Module):
+            # Its weights are in the checkpoint, but the object is no hyperparameter: load_from_checkpoint then
+            # takes it again as network=... (a network chosen by class_path in a config is saved as that config).
+            del self.hparams["network"]
+        self.network = network if network is not None else MNISTCNN()
+        self.optimizer = optimizer
+        self.scheduler = scheduler
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
+        self.network.to(memory_format=self.memory_format)
         self._compiled = False
-        # Updated on every training step, so without the per-update checks (input validation, a NaN scan):
-        # a NaN loss then shows as a NaN epoch loss instead of a warning.
+        # Per-image losses go into the means, so that an uneven last batch weighs by its size. The training metrics
+        # run on every step without per-update checks (input validation, a NaN scan that syncs a GPU).
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro", validate_args=False)
-        # Evaluation figures as torchmetrics objects, so that under DDP they are summed over all ranks' shards
-        # (a logged per-rank mean would be averaged without weights).
+        # Saved in checkpoints, so that an epoch resumed mid-way reports the figures of all its batches.
+        self.train_loss.persistent(True)
+        self.train_acc.persistent(True)
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.val_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average="micro")
-        # Read by `evaluate` after a test pass; not logged, as TensorBoard scalars hold one number each.
+        # Read by `evaluate` after a test pass; not logged, as a logger's scalars hold one number each.
         self.test_class_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)
+        self._train_figures_logged = False
+
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        """The hyperparameters sent to the loggers, without LightningCLI's private entries (``_instantiator``)."""
+        initial = super().hparams_initial.items()
+        return AttributeDict({k: v for k, v in initial if not k.startswith("_") and not isinstance(v, nn.Module)})
 
     def configure_model(self) -> None:
-        # Lightning calls this before fit and again before test; compile once, in place, so that the
-        # state_dict keys (and checkpoints) stay those of the plain network.
+        # Lightning calls this before fit and again before test; compile once, in place, so that the state_dict
+        # keys (and checkpoints) stay those of the plain network.
         if self.hparams.compile and not self._compiled:
-            self.model.compile()
+            self.network.compile()
             self._compiled = True
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.model(images.contiguous(memory_format=self.memory_format))
+        """Class logits (N, 10) for raw images."""
+        return self.network(normalize(images).contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        # Each self.log call costs about 0.7 ms of Lightning bookkeeping, 5% of a CPU step here: accumulate the
-        # epoch figures in torchmetrics objects and log the step loss only on the steps the logger writes.
-        self.train_loss.update(loss.detach(), weight=len(labels))
+        losses = F.cross_entropy(logits, labels, reduction="none", label_smoothing=self.hparams.label_smoothing)
+        loss = losses.mean()
+        # A self.log call per step costs more than the metric updates: the epoch figures accumulate in
+        # torchmetrics objects, and the step loss is logged only on the steps the logger writes.
+        self.train_loss.update(losses.detach())
         self.train_acc.update(logits.detach(), labels)
         if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=len(labels))
         if self.trainer.is_last_batch:
-            # Logged before validation runs, so that the epoch's figures are complete when callbacks read them;
-            # Lightning computes and resets the two objects at the end of the epoch.
-            self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
-            self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+            # Logged before the epoch's validation, so that the epoch's figures are complete when callbacks read them.
+            self._log_train_figures()
         return loss
 
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        # Loader 0 is the validation split, loader 1 the test set evaluated after every epoch (see the data module).
+    def on_train_epoch_start(self) -> None:
+        self._train_figures_logged = False
+
+    def on_train_epoch_end(self) -> None:
+        # An epoch cut short (max_steps, max_time, a stopping callback) has no last batch: log its figures here.
+        if not self._train_figures_logged and self.train_acc.update_count:
+            self._log_train_figures()
+
+    def _log_train_figures(self) -> None:
+        # Lightning computes and resets the metric objects at the end of the epoch.
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        self._train_figures_logged = True
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        # Loader 0 is the validation split; a second loader, when the data module gives one during fit, is the test
+        # set evaluated after every epoch as the write-up does.
         if dataloader_idx == 0:
-            self._evaluate(batch, "val", self.val_loss, self.val_acc)
-        else:
-            self._evaluate(batch, "test", self.test_loss, self.test_acc)
+            return self._evaluate(batch, "val", self.val_loss, self.val_acc)
+        return self._evaluate(batch, "test", self.test_loss, self.test_acc)
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
+        if not self.trainer.sanity_checking and self.val_acc.update_count:
             # TensorBoard's HParams tab compares runs by hp_metric: make it the validation accuracy.
             # compute() has already gathered all ranks' counts; sync_dist only silences Lightning's reminder.
             self.log("hp_metric", self.val_acc.compute(), sync_dist=True)
@@ -113,64 +179,45 @@ class MNISTClassifier(pl.LightningModule):
     def on_test_epoch_start(self) -> None:
         self.test_class_acc.reset()
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        # The per-epoch test curve comes from the validation loop; a later test pass (of the best checkpoint,
-        # or by `evaluate`) is reported, not added to that curve as a second point at the same step.
-        logits = self._evaluate(batch, "test", self.test_loss, self.test_acc, logger=False)
-        self.test_class_acc(logits, batch[1])
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        logits = self._evaluate(batch, "test", self.test_loss, self.test_acc)
+        self.test_class_acc.update(logits, batch[1])
+        return logits
 
-    @torch.inference_mode()
-    def probabilities(self, images: Tensor, batch_size: int = 1000) -> Tensor:
-        """Class probabilities for uint8 images (N, 28, 28), computed on the model's device in batches."""
-        self.eval()
-        chunks = [self(normalize(chunk.to(self.device))).softmax(dim=1).cpu() for chunk in images.split(batch_size)]
-        return torch.cat(chunks)
-
-    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
         return self(images).softmax(dim=1)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy,
-                  logger: bool = True) -> Tensor:
+    @torch.inference_mode()
+    def probabilities(self, images: Tensor, batch_size: int = 1000) -> Tensor:
+        """Class probabilities (N, 10) for raw images, computed on the module's device in batches, in eval mode."""
+        self.eval()
+        chunks = [self(chunk.to(self.device)).float().softmax(dim=1).cpu() for chunk in images.split(batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, NUM_CLASSES)
+
+    def _evaluate(
+        self, batch: tuple[Tensor, Tensor], stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy
+    ) -> Tensor:
         images, labels = batch
         logits = self(images)
-        loss.update(F.cross_entropy(logits, labels), weight=len(labels))
+        loss.update(F.cross_entropy(logits, labels, reduction="none"))
         accuracy.update(logits, labels)
-        options = dict(on_step=False, on_epoch=True, add_dataloader_idx=False, logger=logger)
+        options = dict(on_step=False, on_epoch=True, add_dataloader_idx=False)
         self.log(f"{stage}/loss", loss, **options)
         self.log(f"{stage}/acc", accuracy, **options)
         return logits
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["world_size"] = self.trainer.world_size
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        saved = checkpoint.get("world_size", 1)
-        if self._trainer is None or saved == self.trainer.world_size or "loops" not in checkpoint:
-            return
-        # Another number of processes splits an epoch into another number of steps, so Lightning would take an
-        # epoch-end checkpoint for a mid-epoch one. Mark the saved epoch as finished and start the next afresh.
-        loop = checkpoint["loops"]["fit_loop"]
-        batches = loop["epoch_loop.batch_progress"]
-        if not batches["is_last_batch"]:
-            raise UserError(
-                f"This checkpoint was saved in the middle of an epoch by {saved} process(es); it can only be "
-                f"continued by {saved}. Resume with --trainer.devices/--trainer.num_nodes giving {saved} processes, "
-                f"or from a checkpoint saved at the end of an epoch (the default last.ckpt)."
-            )
-        batches["current"] = dict.fromkeys(batches["current"], 0)
-        batches["is_last_batch"] = False
-        for counts in (loop["epoch_progress"]["current"], loop["epoch_progress"]["total"]):
-            counts["completed"] = counts["processed"]
-
-    def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
-        if self.hparams.lr_schedule == "exponential":
-            scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.hparams.lr_decay)
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-        if self.hparams.lr_schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=self.hparams.lr, total_steps=int(self.trainer.estimated_stepping_batches)
-            )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-        return optimizer
+    def configure_optimizers(self) -> Any:
+        parameters = self.parameters()
+        optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.Adam(parameters, lr=1e-3)
+        if self.scheduler is None:
+            return optimizer
+        if not takes_total_steps(self.scheduler):
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
+            }
+        keywords = getattr(self.scheduler, "keywords", None) or {}
+        length = {} if keywords.get("total_steps") else {"total_steps": int(self.trainer.estimated_stepping_batches)}
+        scheduler = self.scheduler(optimizer, **length)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -6,39 +6,25 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: never needs a display, never blocks
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator, PercentFormatter  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, PercentFormatter
+from torch import Tensor
 
 STAGES = {"train": "training", "val": "validation", "test": "test"}
 STAGE_STYLE = {"train": "-o", "val": "--s", "test": "-^"}
 
 
-def read_epoch_metrics(run_dir: str | Path) -> dict[str, list[float]]:
-    """The per-epoch values of ``train/``, ``val/`` and ``test/`` loss and accuracy from a run's event files."""
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    tags = set(events.Tags()["scalars"])
-    metrics = {}
-    for stage in STAGES:
-        for name in ("loss", "acc"):
-            tag = f"{stage}/{name}"
-            if tag in tags:
-                # Keep the latest point per step, so a step written twice (a resumed run) counts once.
-                by_step = {event.step: event.value for event in events.Scalars(tag)}
-                metrics[tag] = [by_step[step] for step in sorted(by_step)]
-    return metrics
+def curves_figure(history: list[dict[str, float]], name: str) -> Figure:
+    """Training, validation and test curves of one metric (``loss`` or ``acc``) against the epoch.
 
-
-def curves_figure(metrics: dict[str, list[float]], name: str) -> Figure:
-    """Training, validation and test curves of one metric (``loss`` or ``acc``) against the epoch."""
+    ``history`` holds one dict per epoch: its ``epoch`` and the figures measured in it (``val/acc`` and so on).
+    """
     figure, axes = plt.subplots(figsize=(6, 4), layout="constrained")
     for stage, label in STAGES.items():
-        values = metrics.get(f"{stage}/{name}")
-        if values:
-            axes.plot(range(1, len(values) + 1), values, STAGE_STYLE[stage], label=label, markersize=4)
+        points = [(row["epoch"], row[f"{stage}/{name}"]) for row in history if f"{stage}/{name}" in row]
+        if points:
+            axes.plot(*zip(*points), STAGE_STYLE[stage], label=label, markersize=4)
     axes.set_xlabel("epoch")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     if name == "acc":
@@ -49,15 +35,17 @@ def curves_figure(metrics: dict[str, list[float]], name: str) -> Figure:
         axes.set_ylabel("cross-entropy loss")
         axes.set_title("Loss per epoch")
     axes.grid(alpha=0.3)
-    axes.legend()
+    if axes.lines:
+        axes.legend()
     return figure
 
 
 def predictions_figure(images: Tensor, labels: Tensor, probabilities: Tensor, title: str, columns: int = 8) -> Figure:
     """A grid of digits, each titled with the prediction, its probability and the true label; mistakes in red."""
     rows = max(1, -(-len(images) // columns))
-    figure, grid = plt.subplots(rows, columns, figsize=(1.45 * columns, 1.65 * rows + 0.4), layout="constrained",
-                                squeeze=False)
+    figure, grid = plt.subplots(
+        rows, columns, figsize=(1.45 * columns, 1.65 * rows + 0.4), layout="constrained", squeeze=False
+    )
     confidence, predicted = probabilities.max(dim=1)
     for index, axes in enumerate(grid.flat):
         axes.axis("off")
@@ -67,7 +55,8 @@ def predictions_figure(images: Tensor, labels: Tensor, probabilities: Tensor, ti
         wrong = predicted[index] != labels[index]
         axes.set_title(
             f"{predicted[index]} ({confidence[index]:.0%})\ntrue {labels[index]}" + (" ✗" if wrong else ""),
-            fontsize=9, color="crimson" if wrong else "black",
+            fontsize=9,
+            color="crimson" if wrong else "black",
         )
     figure.suptitle(title)
     return figure
@@ -81,8 +70,15 @@ def confusion_figure(confusion: Tensor) -> Figure:
         for predicted in range(confusion.shape[1]):
             count = int(confusion[true, predicted])
             if count:
-                axes.text(predicted, true, str(count), ha="center", va="center", fontsize=8,
-                          color="white" if true == predicted else "black")
+                axes.text(
+                    predicted,
+                    true,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if true == predicted else "black",
+                )
     axes.set_xticks(range(10))
     axes.set_yticks(range(10))
     axes.set_xlabel("predicted digit")

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_app import checkpoints
+from lightning_app import checkpoints, runs
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
 from lightning_app.images import load_digit
 
@@ -76,8 +76,8 @@ def main(args: list[str] | None = None) -> list[dict]:
     options = parse_args(args)
     device = check_device(options.device)
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
-    path = checkpoints.resolve(options.ckpt_path, Path(options.logs_dir) / options.name)
-    model, _ = checkpoints.load_classifier(path, map_location=device)
+    path = runs.find(options.ckpt_path, Path(options.logs_dir) / options.name)
+    model = checkpoints.load_classifier(path, device)
     results, digits = [], []
     for file in options.images:
         try:

@@ -3,9 +3,8 @@
 import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
+import signal
+import time
 
 import pytest
 import torch
@@ -13,28 +12,30 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_app import evaluate
 
-from conftest import SMALL_TRAIN, SMALL_VAL
+from conftest import SMALL_TRAIN, SMALL_VAL, assert_same_weights, fit_options, run_module
 
-TESTS = Path(__file__).resolve().parent
+pytestmark = pytest.mark.subprocess
+
 DDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"]
+STEPS_PER_EPOCH = math.ceil((SMALL_TRAIN - SMALL_VAL) / 2 / 100)  # each step sees one batch per process
 
 
-def run_fit(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "lightning_app.fit", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+def callback(class_name: str, **init_args) -> str:
+    return f"--trainer.callbacks+={json.dumps({'class_path': f'fault_injection.{class_name}', 'init_args': init_args})}"
+
+
+def fit(args: list[str], cwd) -> None:
+    done = run_module("lightning_app.fit", args, cwd, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
 
 @pytest.fixture(scope="module")
 def ddp_run(small_mnist, tmp_path_factory):
-    """One epoch with two processes, recording each rank's shard."""
+    """Two epochs with two processes, recording each rank's shard."""
     folder = tmp_path_factory.mktemp("ddp")
-    probe = json.dumps({"class_path": "ddp_probe.RecordShard", "init_args": {"folder": str(folder / "shards")}})
-    common = [f"--data.data_dir={small_mnist}", f"--data.val_size={SMALL_VAL}", "--trainer.enable_progress_bar=false",
-              f"--trainer.logger.init_args.save_dir={folder / 'logs'}"]
-    done = run_fit([*common, *DDP, "--trainer.max_epochs=1", f"--trainer.callbacks+={probe}"], folder)
+    common = [*fit_options(small_mnist, folder / "logs"), *DDP, "--trainer.max_epochs=2"]
+    done = fit([*common, callback("RecordShard", folder=str(folder / "shards"))], folder)
     return folder, common, done
 
 
@@ -53,26 +54,72 @@ def test_rank_zero_alone_writes_one_run_folder_one_config_and_one_set_of_checkpo
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and checkpoints[1] == "last.ckpt" and checkpoints[0].startswith("best-")
     assert len(list(run.glob("config.yaml"))) == 1 and len(list(run.glob("*.png"))) == 5
-    assert done.stdout.count("epoch 1/1 |") == 1  # the summary line comes from rank zero only
+    assert done.stdout.count("epoch 2/2 |") == 1  # the summary line comes from rank zero only
 
 
-def test_logged_test_accuracy_equals_a_single_process_evaluation_of_the_checkpoint(ddp_run):
-    folder, common, _ = ddp_run
+def test_logged_test_accuracy_equals_a_single_process_evaluation_of_the_checkpoint(ddp_run, small_mnist):
+    folder, _, _ = ddp_run
     run = folder / "logs" / "mnist" / "version_0"
     events = EventAccumulator(str(run))
     events.Reload()
-    [logged] = [event.value for event in events.Scalars("test/acc")]
-    single = evaluate.main([*common, f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"])
+    logged = [event.value for event in events.Scalars("test/acc")][-1]
+    single = evaluate.main(
+        [*fit_options(small_mnist, folder / "logs"), f"--ckpt_path={run / 'checkpoints' / 'last.ckpt'}"]
+    )
     # Same weights and images; only the batch composition differs, which may move a borderline bf16 logit.
     assert single["test_acc"] == pytest.approx(logged, abs=0.0015)
 
 
-def test_a_ddp_run_resumes_with_two_processes_and_with_one(ddp_run, tmp_path):
-    folder, common, _ = ddp_run
-    steps_per_epoch = math.ceil((SMALL_TRAIN - SMALL_VAL) / 2 / 100)  # each step sees one batch per rank
-    run_fit([*common, *DDP, "--trainer.max_epochs=2", "--ckpt_path=last"], folder)
-    last = folder / "logs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 2 * steps_per_epoch
-    run_fit([*common, "--trainer.max_epochs=3", "--ckpt_path=last"], folder)  # now on a single process
-    assert torch.load(last, weights_only=True)["global_step"] == 2 * steps_per_epoch + (SMALL_TRAIN - SMALL_VAL) // 100
-    assert sorted(p.name for p in (folder / "logs" / "mnist").iterdir()) == ["version_0"]
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("signalled", ["the launching process", "both processes"])
+def test_sigterm_stops_both_processes_at_once_with_a_checkpoint_that_continues_exactly(
+    signalled, ddp_run, small_mnist, tmp_path
+):
+    reference = ddp_run[0] / "logs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
+    common = [*fit_options(small_mnist, tmp_path / "logs"), *DDP, "--trainer.max_epochs=2"]
+    rank = 0 if signalled == "the launching process" else None
+    start = time.monotonic()
+    done = run_module(
+        "lightning_app.fit",
+        [
+            *common,
+            callback("SignalAtStep", step=STEPS_PER_EPOCH + 5, rank=rank),
+            callback("RecordShard", folder=str(tmp_path / "shards")),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 128 + signal.SIGTERM, done.stdout[-2000:] + done.stderr[-3000:]
+    assert time.monotonic() - start < 120
+    child = int((tmp_path / "shards" / "pid_1").read_text())
+    deadline = time.monotonic() + 10
+    while not process_gone(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert process_gone(child), "the second process is still running"
+    last = tmp_path / "logs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == STEPS_PER_EPOCH + 5
+    assert done.stderr.count("To continue exactly where it stopped") == 1
+
+    fit([*common, "--ckpt_path=last"], tmp_path)
+    assert torch.load(last, weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH
+    assert_same_weights(last, reference)
+
+
+def test_a_ddp_run_resumes_on_one_process_from_the_end_of_an_epoch(ddp_run, small_mnist, tmp_path):
+    folder, _, _ = ddp_run
+    logs = tmp_path / "logs"
+    os.makedirs(logs)
+    import shutil
+
+    shutil.copytree(folder / "logs" / "mnist", logs / "mnist")
+    fit([*fit_options(small_mnist, logs), "--trainer.max_epochs=3", "--ckpt_path=last"], tmp_path)
+    last = logs / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH + (SMALL_TRAIN - SMALL_VAL) // 100
+    assert sorted(p.name for p in (logs / "mnist").iterdir()) == ["version_0"]

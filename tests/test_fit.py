@@ -1,7 +1,5 @@
 """Training end to end on real digits: the run folder, learning, resuming, and the command line."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,8 +9,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_app.fit import main
 
+from conftest import STEPS_PER_EPOCH, assert_same_weights, run_module
+
 EPOCH_TAGS = {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"}
-STEPS_PER_EPOCH = 35  # 3,500 training digits in batches of 100
 
 
 def scalars(run_dir: Path) -> dict[str, list]:
@@ -21,13 +20,11 @@ def scalars(run_dir: Path) -> dict[str, list]:
     return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
 
 
-def weights(ckpt: Path) -> dict[str, torch.Tensor]:
-    return torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
-
-
-def test_smoke_fast_dev_run(fit_args, tmp_path):
+def test_smoke_fast_dev_run(fit_args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = main(fit_args("--trainer.fast_dev_run=true"))
     assert 0.0 <= result["final_test_acc"] <= 1.0
+    assert not list(tmp_path.rglob("*.png")) and not list(tmp_path.rglob("*.ckpt"))  # a dry run writes nothing
 
 
 def test_run_folder_holds_events_hparams_config_and_current_checkpoints(fit_args, tmp_path):
@@ -37,7 +34,7 @@ def test_run_folder_holds_events_hparams_config_and_current_checkpoints(fit_args
     assert sorted(p.name for p in (tmp_path / "logs" / "mnist").iterdir()) == ["version_0"]
 
     tags = scalars(run)
-    assert EPOCH_TAGS <= tags.keys()
+    assert tags.keys() >= EPOCH_TAGS
     for tag in EPOCH_TAGS:
         assert len(tags[tag]) == 3, tag  # one point per epoch
     assert len(tags["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
@@ -45,26 +42,25 @@ def test_run_folder_holds_events_hparams_config_and_current_checkpoints(fit_args
     assert [point.value for point in tags["hp_metric"]] == pytest.approx(val_acc)
 
     hparams = yaml.safe_load((run / "hparams.yaml").read_text())
-    assert hparams["lr"] == 0.001 and hparams["dropout"] == 0.5
+    assert hparams["optimizer"]["init_args"]["lr"] == 0.001
+    assert hparams["network"]["init_args"]["dropout"] == 0.5
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["trainer"]["max_epochs"] == 3 and config["data"]["batch_size"] == 100
 
     checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert checkpoints == ["best-epoch=00-val_acc=%.4f.ckpt" % val_acc[0], "last.ckpt"]
+    assert checkpoints == [f"best-epoch=00-val_acc={val_acc[0]:.4f}.ckpt", "last.ckpt"]
     last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 3 * STEPS_PER_EPOCH
 
 
-def test_learns_real_digits(fit_args):
-    result = main(fit_args("--trainer.max_epochs=3"))
-    # 1,000 held-out real digits; chance is 10%.
-    assert result["final_test_acc"] >= 0.93
-    assert result["best_test_acc"] >= 0.93
+def test_learns_real_digits(trained_run):
+    # 1,000 held-out real digits after 3 epochs on 3,500; chance is 10%.
+    assert trained_run.result["final_test_acc"] >= 0.93
+    assert trained_run.result["best_test_acc"] >= 0.93
 
 
 def test_resume_continues_the_same_run_and_matches_an_uninterrupted_one(fit_args, tmp_path):
-    straight = fit_args("--trainer.max_epochs=4", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}")
-    main(straight)
+    main(fit_args("--trainer.max_epochs=4", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}"))
     main(fit_args("--trainer.max_epochs=2"))
     main(fit_args("--trainer.max_epochs=4", "--ckpt_path=last"))
 
@@ -74,11 +70,7 @@ def test_resume_continues_the_same_run_and_matches_an_uninterrupted_one(fit_args
     steps = [point.step for point in scalars(run)["train/loss_step"]]
     assert steps == [point.step for point in scalars(reference)["train/loss_step"]]  # no gap, no overlap
     assert [p.step for p in scalars(run)["val/acc"]] == [STEPS_PER_EPOCH * e - 1 for e in range(1, 5)]
-
-    resumed, uninterrupted = weights(run / "checkpoints" / "last.ckpt"), weights(reference / "checkpoints" / "last.ckpt")
-    assert resumed.keys() == uninterrupted.keys()
-    for name in resumed:
-        torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=1e-5, atol=1e-6)
+    assert_same_weights(run / "checkpoints" / "last.ckpt", reference / "checkpoints" / "last.ckpt")
 
 
 def test_resume_from_a_checkpoint_file_starts_a_new_run(fit_args, tmp_path):
@@ -99,41 +91,48 @@ def test_missing_checkpoint_is_a_clear_error(fit_args, tmp_path, capsys):
     assert "no such checkpoint file" in capsys.readouterr().err
 
 
-def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "lightning_app.fit", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
+@pytest.mark.subprocess
 def test_cli_prints_the_write_ups_defaults(tmp_path):
-    config = yaml.safe_load(run_cli("--print_config", cwd=tmp_path).stdout)
+    config = yaml.safe_load(run_module("lightning_app.fit", ["--print_config"], tmp_path).stdout)
     assert config["trainer"]["max_epochs"] == 10
     assert config["trainer"]["accelerator"] == "auto"
     assert config["data"]["batch_size"] == 100
-    assert config["model"]["lr"] == 0.001
+    assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam"
+    assert config["model"]["optimizer"]["init_args"]["lr"] == 0.001
+    network = config["model"]["network"]
+    assert network["class_path"] == "lightning_app.network.MNISTCNN"
+    assert network["init_args"]["hidden_units"] == 256 and network["init_args"]["dropout"] == 0.5
     assert config["seed_everything"] == 42
 
 
+@pytest.mark.subprocess
 def test_cli_trains_and_prints_a_summary_line_per_epoch(fit_args, tmp_path):
-    done = run_cli(*fit_args("--trainer.max_epochs=2", "--model.lr=0.002"), cwd=tmp_path)
+    done = run_module(
+        "lightning_app.fit",
+        fit_args("--trainer.max_epochs=2", "--model.optimizer.lr=0.002", "--model.network.hidden_units=128"),
+        tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(" | ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"]
     for stage in ("train", "val", "test"):
         assert f"{stage} loss " in lines[-1] and f"{stage} loss " in lines[0]
-    assert "Best by validation" in done.stdout
+    assert "Final model: test accuracy" in done.stdout
     config = yaml.safe_load((tmp_path / "logs" / "mnist" / "version_0" / "config.yaml").read_text())
-    assert config["model"]["lr"] == 0.002
+    assert config["model"]["optimizer"]["init_args"]["lr"] == 0.002
+    assert config["model"]["network"]["init_args"]["hidden_units"] == 128
 
 
 @pytest.mark.slow
 def test_one_default_epoch_on_the_full_data_set_reaches_98_5_percent(full_mnist_dir, tmp_path):
-    result = main([
-        f"--data.data_dir={full_mnist_dir}",
-        f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
-        "--trainer.max_epochs=1",
-        "--trainer.enable_progress_bar=false",
-    ])
+    result = main(
+        [
+            f"--data.data_dir={full_mnist_dir}",
+            f"--trainer.logger.init_args.save_dir={tmp_path / 'logs'}",
+            "--trainer.max_epochs=1",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
     assert result["final_test_acc"] >= 0.985
     assert result["best_test_acc"] >= 0.985
 

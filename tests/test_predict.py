@@ -3,44 +3,27 @@
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_VAL
 from PIL import Image
 
-from lightning_app import fit, predict
+from lightning_app import predict
 from lightning_app.checkpoints import load_classifier
 from lightning_app.images import load_digit
-from lightning_app.module import MNISTClassifier
+from lightning_app.network import MNISTCNN
+
+from conftest import run_module
 
 RESULT_LINE = re.compile(r": \d \(\d+\.\d%\)  runner-up \d \(\d+\.\d%\)$")
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, small_mnist) -> tuple[Path, str]:
-    """A logs folder holding one run trained for 3 epochs on the small data set, and that run's best checkpoint."""
-    logs = tmp_path_factory.mktemp("predict") / "logs"
-    result = fit.main([
-        f"--data.data_dir={small_mnist}",
-        f"--data.val_size={SMALL_VAL}",
-        f"--trainer.logger.init_args.save_dir={logs}",
-        "--trainer.enable_progress_bar=false",
-        "--trainer.enable_model_summary=false",
-        "--trainer.log_every_n_steps=5",
-        "--trainer.max_epochs=3",
-    ])
-    return logs, result["best_ckpt"]
-
-
-@pytest.fixture(scope="module")
 def ckpt(trained_run) -> str:
-    """The trained run's best checkpoint file."""
-    return trained_run[1]
+    """The shared trained run's best checkpoint file."""
+    return trained_run.result["best_ckpt"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +78,7 @@ def test_user_style_images_are_classified_like_the_original_digits(ckpt, held_ou
     digits, labels = held_out
     results = predict.main(["--ckpt_path", ckpt, *save_user_style(digits, tmp_path)])
     predicted = np.array([result["digit"] for result in results])
-    model, _ = load_classifier(ckpt)
+    model = load_classifier(ckpt)
     on_originals = model.probabilities(torch.from_numpy(digits)).argmax(dim=1).numpy()
     assert (predicted == labels).mean() >= 0.9
     assert (predicted == on_originals).mean() >= 0.95
@@ -158,7 +141,7 @@ def test_json_output_lists_each_file_with_its_digit_or_its_error(ckpt, held_out,
 
 
 def test_last_and_best_find_the_newest_runs_checkpoint(trained_run, held_out, tmp_path, monkeypatch, capsys):
-    logs, _ = trained_run
+    logs = trained_run.logs
     good = save_user_style(held_out[0][:1], tmp_path)[0]
     assert predict.main(["--ckpt_path", "best", "--logs_dir", str(logs), good])[0]["digit"] in range(10)
     shutil.copytree(logs, tmp_path / "logs")
@@ -189,7 +172,7 @@ def write_bad_checkpoint(kind: str, good_ckpt: str, path: Path) -> None:
         path.write_bytes(np.random.default_rng(0).bytes(5000))
     elif kind == "another architecture":
         checkpoint = torch.load(good_ckpt, weights_only=True)
-        checkpoint["state_dict"] = MNISTClassifier(hidden_units=64).state_dict()
+        checkpoint["state_dict"] = {f"network.{k}": v for k, v in MNISTCNN(hidden_units=64).state_dict().items()}
         torch.save(checkpoint, path)
     else:
         torch.save({"state_dict": RunsCode(path.with_suffix(".ran"))}, path)
@@ -207,12 +190,10 @@ def test_a_bad_checkpoint_is_reported_in_one_line_without_a_traceback(kind, ckpt
     assert not (tmp_path / "bad.ran").exists()
 
 
+@pytest.mark.subprocess
 def test_the_command_line_reports_a_corrupt_checkpoint_without_a_traceback(ckpt, held_out, tmp_path):
     good = save_user_style(held_out[0][:1], tmp_path)[0]
     write_bad_checkpoint("random bytes", ckpt, tmp_path / "bad.ckpt")
-    done = subprocess.run(
-        [sys.executable, "-m", "lightning_app.predict", "--ckpt_path", str(tmp_path / "bad.ckpt"), good],
-        capture_output=True, text=True,
-    )
+    done = run_module("lightning_app.predict", ["--ckpt_path", str(tmp_path / "bad.ckpt"), good], tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr

@@ -1,25 +1,15 @@
-"""The run's figures (PNG files and TensorBoard images), and `evaluate` on a saved checkpoint."""
+"""The run's figures (PNG files and TensorBoard images), `report` redrawing them, and `evaluate` on a checkpoint."""
 
+import shutil
 import struct
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_app import evaluate, fit, report
-from lightning_app.plots import curves_figure, read_epoch_metrics
-
-from conftest import SMALL_VAL
-
-FIGURES = ["loss_curves", "accuracy_curves", "test_predictions", "confusion_matrix", "confident_mistakes"]
-
-
-@pytest.fixture(scope="module")
-def trained_run(small_mnist, tmp_path_factory):
-    logs = tmp_path_factory.mktemp("report") / "logs"
-    common = [f"--data.data_dir={small_mnist}", f"--data.val_size={SMALL_VAL}", "--trainer.enable_progress_bar=false",
-              "--trainer.enable_model_summary=false", f"--trainer.logger.init_args.save_dir={logs}"]
-    result = fit.main([*common, "--trainer.max_epochs=3"])
-    return logs / "mnist" / "version_0", result, common
+from lightning_app import evaluate, report
+from lightning_app.checkpoints import read_checkpoint
+from lightning_app.figures import FIGURES
+from lightning_app.plots import curves_figure
 
 
 def png_size(path) -> tuple[int, int]:
@@ -29,28 +19,27 @@ def png_size(path) -> tuple[int, int]:
 
 
 def test_fit_writes_five_readable_pngs_and_the_same_images_to_tensorboard(trained_run):
-    run_dir, _, _ = trained_run
     for name in FIGURES:
-        width, height = png_size(run_dir / f"{name}.png")
+        width, height = png_size(trained_run.run_dir / f"{name}.png")
         assert 500 <= width <= 2000 and 350 <= height <= 2000, (name, width, height)
-    events = EventAccumulator(str(run_dir))
+    events = EventAccumulator(str(trained_run.run_dir))
     events.Reload()
     assert sorted(events.Tags()["images"]) == sorted(f"report/{name}" for name in FIGURES)
 
 
-def test_curves_plot_the_logged_values_per_integer_epoch(trained_run):
-    run_dir, result, _ = trained_run
-    metrics = read_epoch_metrics(run_dir)
-    assert len(metrics["val/acc"]) == 3 and metrics["test/acc"][-1] == pytest.approx(result["final_test_acc"])
-    lines = {line.get_label(): line for line in curves_figure(metrics, "acc").axes[0].lines}
+def test_curves_plot_the_figures_of_each_epoch(trained_run):
+    history = report.history_of(read_checkpoint(trained_run.run_dir / "checkpoints" / "last.ckpt"))
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["test/acc"] == pytest.approx(trained_run.result["final_test_acc"])
+    lines = {line.get_label(): line for line in curves_figure(history, "acc").axes[0].lines}
     assert sorted(lines) == ["test", "training", "validation"]
     assert list(lines["validation"].get_xdata()) == [1, 2, 3]
-    assert list(lines["validation"].get_ydata()) == pytest.approx(metrics["val/acc"])
-    assert curves_figure(metrics, "acc").axes[0].yaxis.get_major_formatter()(0.99, 0) == "99.0%"
+    assert list(lines["validation"].get_ydata()) == pytest.approx([row["val/acc"] for row in history])
+    assert curves_figure(history, "acc").axes[0].yaxis.get_major_formatter()(0.99, 0) == "99.0%"
 
 
-def test_report_redraws_an_earlier_run(trained_run):
-    run_dir, _, _ = trained_run
+def test_report_redraws_an_earlier_run(trained_run, tmp_path):
+    run_dir = shutil.copytree(trained_run.run_dir, tmp_path / "run")
     for name in FIGURES:
         (run_dir / f"{name}.png").unlink()
     paths = report.main([str(run_dir)])
@@ -66,7 +55,7 @@ def test_report_of_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path, capsys)
 
 
 def test_evaluate_reproduces_the_test_accuracy_fit_reported(trained_run):
-    run_dir, result, common = trained_run
+    result, common = trained_run.result, trained_run.args
     evaluated = evaluate.main([*common, f"--ckpt_path={result['best_ckpt']}"])
     assert evaluated["test_acc"] == pytest.approx(result["best_test_acc"], abs=1e-6)
     assert evaluated["test_loss"] == pytest.approx(result["best_test_loss"], rel=1e-5)
@@ -74,4 +63,4 @@ def test_evaluate_reproduces_the_test_accuracy_fit_reported(trained_run):
     by_name = evaluate.main([*common, "--ckpt_path=best"])
     assert by_name["test_acc"] == pytest.approx(result["best_test_acc"], abs=1e-6)
     assert evaluate.main([*common, "--ckpt_path=last"])["test_acc"] == pytest.approx(result["final_test_acc"], abs=1e-6)
-    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["version_0"]  # evaluation writes no run folder
+    assert sorted(p.name for p in trained_run.run_dir.parent.iterdir()) == ["version_0"]  # no new run folder
