@@ -1,5 +1,6 @@
 """The LightningCLI shared by the entry points: configs, callbacks, run folders, resuming, and errors as flags."""
 
+import copy
 import os
 import re
 from pathlib import Path
@@ -9,12 +10,13 @@ import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningModule, Trainer
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from lightning_app import checkpoints, runs
 from lightning_app.checkpoint_io import AtomicCheckpointIO
-from lightning_app.console import EpochSummary
+from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
 from lightning_app.errors import UserError
 from lightning_app.module import MNISTClassifier
@@ -67,6 +69,29 @@ def as_flag_error(err: ValueError, config: Namespace) -> UserError:
     return UserError(message)
 
 
+def first_line(err: BaseException) -> str:
+    """An exception's message, first line only, ending with a full stop."""
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0].strip()
+    return line if line.endswith((".", "!", "?")) else f"{line}."
+
+
+def check_precision(trainer: Trainer, model: LightningModule) -> None:
+    """Run one step of a copy of the model on the Trainer's device and precision, so that a precision the device
+    cannot compute fails now with a clear error rather than as a traceback from the first batch."""
+    probe = copy.deepcopy(model).to(trainer.strategy.root_device)
+    try:
+        probe = trainer.precision_plugin.convert_module(probe)
+        with trainer.precision_plugin.forward_context():
+            output = probe(model.example_input_array.to(trainer.strategy.root_device))
+        output.float().sum().backward()
+    except (RuntimeError, TypeError, NotImplementedError) as err:
+        raise UserError(
+            f"--trainer.precision {trainer.precision} cannot run on this machine's {trainer.strategy.root_device.type} "
+            f"({first_line(err)}) Use --trainer.precision null to pick what the device computes natively, or "
+            f"32-true."
+        ) from None
+
+
 class RunConfig(SaveConfigCallback):
     """Save the resolved config as ``config.yaml`` in the run folder; keep the original when continuing that run."""
 
@@ -95,6 +120,7 @@ class MNISTCLI(LightningCLI):
     extra_callbacks: tuple[type, ...] = ()
 
     def __init__(self, args: list[str] | None = None, save_config_callback=RunConfig, **kwargs: Any) -> None:
+        quiet_lightning()
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
         try:
             super().__init__(
@@ -145,13 +171,26 @@ class MNISTCLI(LightningCLI):
         self._check_logs_writable(self.config)
         if trainer.precision is None:
             trainer.precision = default_precision(str(trainer.accelerator))
-        callbacks = trainer.callbacks or []
-        if trainer.enable_progress_bar is not False and not any("ProgressBar" in c.class_path for c in callbacks):
-            bar = Namespace(
-                class_path="pytorch_lightning.callbacks.TQDMProgressBar",
-                init_args=Namespace(refresh_rate=PROGRESS_BAR_REFRESH_STEPS, process_position=0, leave=False),
+        callbacks = list(trainer.callbacks or [])
+        given = {callback.class_path.rsplit(".", 1)[-1] for callback in callbacks}
+
+        def add(class_path: str, **init_args: Any) -> None:
+            if not given & {class_path.rsplit(".", 1)[-1], *init_args.pop("instead_of", ())}:
+                callbacks.append(Namespace(class_path=class_path, init_args=Namespace(**init_args)))
+
+        if trainer.enable_progress_bar is not False:
+            add(
+                "pytorch_lightning.callbacks.TQDMProgressBar",
+                refresh_rate=PROGRESS_BAR_REFRESH_STEPS,
+                process_position=0,
+                leave=False,
+                instead_of=("RichProgressBar",),
             )
-            trainer.callbacks = [*callbacks, bar]
+        if trainer.enable_model_summary is not False:
+            add("lightning_app.console.NetworkSummary", max_depth=1, instead_of=("ModelSummary", "RichModelSummary"))
+        if trainer.get("logger") not in (False, None) and self.trainer_overrides.get("logger") is not False:
+            add("pytorch_lightning.callbacks.LearningRateMonitor", logging_interval=None)
+        trainer.callbacks = callbacks
         self.ckpt_path = self._resolve_ckpt_path(self.config)
 
     def instantiate_classes(self) -> None:
@@ -169,11 +208,24 @@ class MNISTCLI(LightningCLI):
                 self.datamodule.prepare_data()
             except ValueError as err:
                 raise as_flag_error(err, self.config) from None
-        plugins = self._get(self.config_init, "trainer").get("plugins") or []
+        config = {**self._get(self.config_init, "trainer"), **self.trainer_overrides, **kwargs}
+        plugins = config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]
         if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
-            kwargs.setdefault("plugins", [*plugins, AtomicCheckpointIO()])
-        return super().instantiate_trainer(**{**self.trainer_overrides, **kwargs})
+            config["plugins"] = [*plugins, AtomicCheckpointIO()]
+        callbacks: list[Callback] = [self._get(self.config_init, key) for key in self.parser.callback_keys]
+        if config.get("enable_checkpointing") is False:  # Lightning refuses checkpoint callbacks then
+            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        try:
+            trainer = self._instantiate_trainer(config, callbacks)
+        except (MisconfigurationException, ModuleNotFoundError, ValueError, RuntimeError) as err:
+            raise UserError(
+                f"The Trainer cannot run with these settings on this machine: {first_line(err)} Check "
+                f"--trainer.accelerator, --trainer.devices, --trainer.strategy and --trainer.precision against what "
+                f"this machine has (--trainer.accelerator auto and --trainer.precision null pick what is there)."
+            ) from None
+        check_precision(trainer, self.model)
+        return trainer
 
     def _resolve_ckpt_path(self, config: Namespace) -> str | None:
         """Turn --ckpt_path into a file, and point the logger at the run folder that the file continues."""
@@ -189,28 +241,32 @@ class MNISTCLI(LightningCLI):
         # Continuing a run's last.ckpt continues that run's folder: the same logger run, the same checkpoints.
         # Any other checkpoint starts a new run folder, so that no run gets two curves over the same steps.
         run = runs.run_of(path)
-        logger = config.trainer.get("logger")
-        init_args = getattr(logger, "init_args", None)
-        if (
-            self.resumes_training
-            and path.stem == runs.LAST
-            and run is not None
-            and init_args is not None
-            and "version" in init_args
-            and run.parent == root
-        ):
-            init_args.version = run.name
-            self.save_config_kwargs = {**self.save_config_kwargs, "continuing_run": True}
+        if self.resumes_training and path.stem == runs.LAST and run is not None and run.parent == root:
+            for init_args in self._logger_init_args(config):
+                if "version" in init_args and self._root_of(init_args) == root:
+                    init_args.version = run.name
+                    self.save_config_kwargs = {**self.save_config_kwargs, "continuing_run": True}
         return str(path)
 
     @staticmethod
-    def _runs_root(config: Namespace) -> Path:
-        """The folder under which the configured logger keeps its runs (``save_dir/name``), or the Trainer's root."""
-        logger = config.trainer.get("logger")
-        init_args = getattr(logger, "init_args", None)
-        if init_args is None or not init_args.get("save_dir"):
-            return Path(config.trainer.get("default_root_dir") or ".").resolve()
+    def _logger_init_args(config: Namespace) -> list[Namespace]:
+        """The ``init_args`` of each configured logger, in order (none with ``--trainer.logger false``)."""
+        loggers = config.trainer.get("logger")
+        loggers = loggers if isinstance(loggers, list) else [loggers]
+        return [logger.init_args for logger in loggers if getattr(logger, "init_args", None) is not None]
+
+    @staticmethod
+    def _root_of(init_args: Namespace) -> Path | None:
+        """Where a logger keeps its runs: ``save_dir/name``."""
+        if not init_args.get("save_dir"):
+            return None
         return (Path(init_args.save_dir) / str(init_args.get("name") or "")).resolve()
+
+    def _runs_root(self, config: Namespace) -> Path:
+        """The folder under which the first logger keeps its runs (the run folders' parent), or the Trainer's root."""
+        loggers = self._logger_init_args(config)
+        root = self._root_of(loggers[0]) if loggers else None
+        return root or Path(config.trainer.get("default_root_dir") or ".").resolve()
 
     def _check_logs_writable(self, config: Namespace) -> None:
         """Fail before training, not after the first epoch, when the run folder cannot be written."""

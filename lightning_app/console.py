@@ -1,18 +1,25 @@
-"""What a person sees on the console: one summary line per epoch and the training time."""
+"""What a person sees on the console: the model summary, one line per epoch, and nothing to ignore."""
 
+import logging
 import time
+import warnings
+from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, TQDMProgressBar
+from pytorch_lightning.callbacks import Callback, ModelSummary, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
+from torchmetrics import Metric
+from tqdm import tqdm
 
 STAGES = ("train", "val", "test")
 
 
 def say(trainer: "pl.Trainer", line: str) -> None:
-    """Print a line above the progress bar (tqdm.write), or plainly without one."""
-    bar = trainer.progress_bar_callback
-    (bar.print if isinstance(bar, TQDMProgressBar) else print)(line)
+    """Print a line above the progress bars (tqdm.write, which redraws them below it), or plainly without them."""
+    if isinstance(trainer.progress_bar_callback, TQDMProgressBar):
+        tqdm.write(line)
+    else:
+        print(line, flush=True)
 
 
 class EpochSummary(Callback):
@@ -49,3 +56,35 @@ class EpochSummary(Callback):
                 parts.append(f"{stage} loss {loss:.4f} acc {acc:.2%}")
         parts.append(f"{time.perf_counter() - self._start:.1f} s")
         say(trainer, " | ".join(parts))
+
+
+class NetworkSummary(ModelSummary):
+    """Lightning's model summary without the metric objects (rows of zero parameters that a reader must skip)."""
+
+    def _summary(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> Any:
+        summary = super()._summary(trainer, pl_module)
+        # The rows are the summary's layers by name; Lightning has no public way to leave some out.
+        for name in [name for name, layer in summary._layer_summary.items() if isinstance(layer._module, Metric)]:
+            del summary._layer_summary[name]
+        return summary
+
+
+# Lightning's tip for a cloud logging service, printed by every Trainer, and its note that it keeps our summary.
+_NOISE = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+
+
+def _not_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_NOISE)
+
+
+def quiet_lightning() -> None:
+    """Silence, precisely, what Lightning prints that says nothing about this run."""
+    logger = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if _not_noise not in logger.filters:
+        logger.addFilter(_not_noise)
+    # A deprecated torch API called by Lightning's own code (Lightning #21326).
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # Lightning's all_gather calls a deprecated torch API; the results are right.
+    warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
+    # The summary sizes the parameters as float32, which they are under mixed precision.
+    warnings.filterwarnings("ignore", message=r"Precision (bf)?16-mixed is not supported by the model summary")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from pytorch_lightning.utilities.parsing import AttributeDict
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import MNIST
@@ -156,6 +157,11 @@ class MNISTDataModule(pl.LightningDataModule):
         self.val_set: InMemoryDigits | None = None
         self.test_set: InMemoryDigits | None = None
 
+    @property
+    def hparams_initial(self) -> AttributeDict:
+        """The hyperparameters sent to the loggers, without LightningCLI's private entries (``_instantiator``)."""
+        return AttributeDict({k: v for k, v in super().hparams_initial.items() if not k.startswith("_")})
+
     def prepare_data(self) -> None:
         """Download the four IDX files with torchvision unless they are already in ``data_dir``; check them."""
         self._download()
@@ -245,6 +251,8 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         # uint8 travels to the device (4x less to copy than float); augmentation happens there.
+        if isinstance(batch, Tensor):  # images alone (prediction, Lightning's example input): nothing to augment
+            return batch
         images, labels = batch
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
             hp = self.hparams

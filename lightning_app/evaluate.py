@@ -9,7 +9,7 @@ from lightning_app.errors import UserError, report_user_errors
 class EvaluateCLI(MNISTCLI):
     """The training CLI's options and config files, with a Trainer that only tests and writes no run folder."""
 
-    trainer_overrides: ClassVar[dict] = {"logger": False}
+    trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
 
 

@@ -7,6 +7,10 @@ state, so they travel in every checkpoint: a resumed run draws its whole history
 figures from its checkpoint alone.
 """
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +173,35 @@ def gather_unequal(trainer: "pl.Trainer", part: Tensor) -> Tensor:
     padded[: len(part)] = part
     gathered = trainer.strategy.all_gather(padded.to(trainer.strategy.root_device)).cpu()
     return torch.cat([gathered[rank, :size] for rank, size in enumerate(sizes)])
+
+
+def show(paths: list[Path]) -> str:
+    """Open the figures in the system's image viewer without waiting for it; return what was done, in a sentence.
+
+    Without a display (a server, a container, an SSH session without X forwarding) nothing is opened and the
+    sentence says where the files are.
+    """
+    folder = paths[0].parent if paths else Path(".")
+    if sys.platform == "darwin":
+        viewer = ["open"]
+    elif sys.platform == "win32":
+        viewer = None
+    elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return f"No display here ($DISPLAY is not set), so the figures are not shown; they are in {folder}/."
+    elif shutil.which("xdg-open"):
+        viewer = ["xdg-open"]
+    else:
+        return f"No image viewer found (xdg-open is not installed), so the figures are not shown; see {folder}/."
+    for path in paths:
+        if viewer is None:
+            os.startfile(path)  # noqa: S606 - Windows opens the file with its default viewer
+        else:
+            # A session of its own, so that the viewer outlives this command and Ctrl-C here does not close it.
+            subprocess.Popen(
+                [*viewer, str(path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+    return f"Opened the {len(paths)} figures in the image viewer."

@@ -4,12 +4,13 @@ import sys
 
 import torch
 from pytorch_lightning import Trainer
+from pytorch_lightning.cli import LightningArgumentParser
 
 from lightning_app import runs
 from lightning_app.cli import MNISTCLI
 from lightning_app.console import say
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures
+from lightning_app.figures import RunFigures, show
 from lightning_app.resume import TrainingInterrupted
 
 
@@ -17,6 +18,15 @@ class FitCLI(MNISTCLI):
     """The shared CLI, with the run's figures drawn by a callback."""
 
     extra_callbacks = (RunFigures,)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.add_argument(
+            "--show_figures",
+            type=bool,
+            default=False,
+            help="Open the run's figures in the image viewer when training ends (where there is a display).",
+        )
 
 
 def test_figures(trainer: Trainer) -> tuple[float, float]:
@@ -35,8 +45,16 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
     start_step = torch.load(cli.ckpt_path, map_location="cpu", weights_only=True)["global_step"] if cli.ckpt_path else 0
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
+    except FloatingPointError as err:
+        raise UserError(
+            f"Stopped: {err} Pure 16-bit weights (--trainer.precision {trainer.precision}) cannot hold small "
+            f"updates, and too high a learning rate diverges: use --trainer.precision bf16-mixed, 16-mixed or 32-true, "
+            f"or a lower --model.optimizer.lr. The checkpoints of the epochs before are kept."
+        ) from None
     except TrainingInterrupted as stop:
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and stop.checkpoint is None:
+            print(f"Training {stop}; checkpointing is off, so nothing was saved.", file=sys.stderr, flush=True)
+        elif trainer.is_global_zero:
             config = stop.checkpoint.parent.parent / runs.CONFIG
             print(
                 f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
@@ -85,6 +103,8 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
             )
         if figures.drawn:
             say(trainer, f"Figures: {figures.drawn[0].parent}/*.png")
+            if cli.config.show_figures:
+                say(trainer, show(figures.drawn))
     return {
         "final_test_acc": final_acc,
         "final_test_loss": final_loss,

@@ -28,11 +28,15 @@ MNIST_STD = 0.3081
 
 
 def normalize(images: Tensor) -> Tensor:
-    """Raw digits (uint8 0-255, or floats in [0, 1]; (N, 28, 28) or (N, 1, 28, 28)) as the network's float input."""
+    """Raw digits (uint8 0-255, or floats in [0, 1]; (N, 28, 28) or (N, 1, 28, 28)) as the network's float input.
+
+    The floats are of the default dtype, which Lightning's true-precision settings (16-true, 64-true) set while the
+    model runs.
+    """
     if images.dim() == 3:
         images = images.unsqueeze(1)
-    images = images.float().div(255) if images.dtype == torch.uint8 else images.float()
-    return images.sub(MNIST_MEAN).div(MNIST_STD)
+    scale = 255 if images.dtype == torch.uint8 else 1
+    return images.to(torch.get_default_dtype()).div(scale).sub(MNIST_MEAN).div(MNIST_STD)
 
 
 def check_optimizer(factory: OptimizerFactory) -> None:
@@ -115,6 +119,8 @@ class MNISTClassifier(pl.LightningModule):
         # Read by `evaluate` after a test pass; not logged, as a logger's scalars hold one number each.
         self.test_class_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)
         self._train_figures_logged = False
+        # Lets Lightning's model summary show input and output sizes and count the operations.
+        self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
 
     @property
     def hparams_initial(self) -> AttributeDict:
@@ -156,6 +162,12 @@ class MNISTClassifier(pl.LightningModule):
         # An epoch cut short (max_steps, max_time, a stopping callback) has no last batch: log its figures here.
         if not self._train_figures_logged and self.train_acc.update_count:
             self._log_train_figures()
+        if self.train_loss.update_count and not torch.isfinite(loss := self.train_loss.compute()):
+            # Nothing more can be learnt once the weights hold NaN or infinity: stop instead of training on.
+            raise FloatingPointError(
+                f"the training loss is {float(loss)} after epoch {self.current_epoch + 1} (step {self.global_step}): "
+                f"training diverged."
+            )
 
     def _log_train_figures(self) -> None:
         # Lightning computes and resets the metric objects at the end of the epoch.
@@ -171,7 +183,7 @@ class MNISTClassifier(pl.LightningModule):
         return self._evaluate(batch, "test", self.test_loss, self.test_acc)
 
     def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking and self.val_acc.update_count:
+        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.val_acc.update_count:
             # TensorBoard's HParams tab compares runs by hp_metric: make it the validation accuracy.
             # compute() has already gathered all ranks' counts; sync_dist only silences Lightning's reminder.
             self.log("hp_metric", self.val_acc.compute(), sync_dist=True)
@@ -212,12 +224,11 @@ class MNISTClassifier(pl.LightningModule):
         optimizer = self.optimizer(parameters) if self.optimizer else torch.optim.Adam(parameters, lr=1e-3)
         if self.scheduler is None:
             return optimizer
+        # Named so that Lightning's LearningRateMonitor logs the rate as train/lr.
         if not takes_total_steps(self.scheduler):
-            return {
-                "optimizer": optimizer,
-                "lr_scheduler": {"scheduler": self.scheduler(optimizer), "interval": "epoch"},
-            }
+            schedule = {"scheduler": self.scheduler(optimizer), "interval": "epoch", "name": "train/lr"}
+            return {"optimizer": optimizer, "lr_scheduler": schedule}
         keywords = getattr(self.scheduler, "keywords", None) or {}
         length = {} if keywords.get("total_steps") else {"total_steps": int(self.trainer.estimated_stepping_batches)}
-        scheduler = self.scheduler(optimizer, **length)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        schedule = {"scheduler": self.scheduler(optimizer, **length), "interval": "step", "name": "train/lr"}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}

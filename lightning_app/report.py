@@ -10,7 +10,7 @@ from lightning_app import runs
 from lightning_app.checkpoints import load_classifier, read_checkpoint
 from lightning_app.data import load_split
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures, draw
+from lightning_app.figures import RunFigures, draw, show
 
 
 def run_data_dir(run_dir: Path) -> str:
@@ -36,6 +36,7 @@ def main(args: list[str] | None = None) -> list[Path]:
     parser.add_argument("run_dir", type=Path, help="a run folder, such as logs/mnist/version_0")
     parser.add_argument("--ckpt_path", type=Path, help="checkpoint to draw with (default: the run's last.ckpt)")
     parser.add_argument("--data_dir", help="folder holding MNIST/raw/ (default: the one the run was trained on)")
+    parser.add_argument("--show", action="store_true", help="open the figures in the image viewer (with a display)")
     options = parser.parse_args(args)
     if not options.run_dir.is_dir():
         raise UserError(f"{options.run_dir} is not a folder. Pass a run folder such as logs/mnist/version_0.")
@@ -54,6 +55,8 @@ def main(args: list[str] | None = None) -> list[Path]:
     paths = [options.run_dir / f"{name}.png" for name in figures]
     for path in paths:
         print(path)
+    if options.show:
+        print(show(paths))
     return paths
 
 

@@ -156,14 +156,14 @@ class LastCheckpoint(ModelCheckpoint):
         if trainer.fast_dev_run or not self.dirpath:
             return
         if self._last_global_step_saved != trainer.global_step:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}")
+            trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}", weights_only=False)
             self._last_global_step_saved = trainer.global_step
 
 
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after saving a checkpoint of the exact position."""
 
-    def __init__(self, signum: int, checkpoint: Path, step: int) -> None:
+    def __init__(self, signum: int, checkpoint: Path | None, step: int) -> None:
         super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}")
         self.signum = signum
         self.checkpoint = checkpoint
@@ -183,10 +183,11 @@ class GracefulStop(Callback):
     def __init__(self) -> None:
         self.received: int | None = None
         self.saved: Path | None = None
+        self.stopping = False
         self._previous: dict[int, Any] = {}
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self.received, self.saved = None, None
+        self.received, self.saved, self.stopping = None, None, False
         if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
             self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
 
@@ -209,7 +210,7 @@ class GracefulStop(Callback):
         # Only where an optimizer step has just been taken: gradients accumulated over part of a step are in no
         # checkpoint. Saved here, where Lightning's own mid-epoch checkpoints are saved, so that the resumed loops
         # continue with the next batch and the same logging steps.
-        if self.saved is not None:
+        if self.stopping:
             return
         if (batch_idx + 1) % trainer.accumulate_grad_batches and not trainer.is_last_batch:
             return
@@ -218,13 +219,15 @@ class GracefulStop(Callback):
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
         if stop:
             self.received = self.received or signal.SIGTERM
-            self.saved = runs.checkpoint_dir(trainer) / f"{runs.LAST}{runs.EXTENSION}"
-            trainer.save_checkpoint(self.saved)
+            self.stopping = True
+            if trainer.checkpoint_callbacks:  # with --trainer.enable_checkpointing false, nothing is saved
+                self.saved = runs.checkpoint_dir(trainer) / f"{runs.LAST}{runs.EXTENSION}"
+                trainer.save_checkpoint(self.saved, weights_only=False)
 
     def on_train_batch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", *args: Any) -> None:
         # Stopped only now, after Lightning has written the finished step's logs, so that the resumed run's curves
         # have no gap.
-        if self.saved is not None:
+        if self.stopping:
             raise TrainingInterrupted(self.received, self.saved, trainer.global_step)
 
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
