@@ -1,6 +1,7 @@
-"""Time the project's training against plain PyTorch loops, and time configs/fast.yaml to 99% test accuracy.
+"""Time the project's training against plain PyTorch loops, configs/fast.yaml against the fastest public recipe, and
+the phases of whole commands.
 
-Three ways train the project's default network (same model, optimizer, batch size and memory layout) for the
+1. Four ways train the project's default network (same model, optimizer, batch size and memory layout) for the
 same number of steps, each in a fresh process, interleaved over several repeats:
 
 - ``torchvision``: a plain PyTorch loop over torchvision's MNIST dataset with ToTensor and Normalize in a
@@ -11,13 +12,21 @@ same number of steps, each in a fresh process, interleaved over several repeats:
 - ``lightning-bare``: Lightning's loop alone, the floor of any Lightning project: ``Trainer(barebones=True)``
   (no logger, progress bar or checkpoints) running a ``training_step`` cut down to forward and loss.
 
+2. configs/fast.yaml against benchmarks/recipe.py (tuomaso/train_mnist_fast written in plain PyTorch), seed by seed,
+   interleaved: test accuracy, training time (the project's from on_train_start to on_train_end, its per-epoch
+   evaluation included; the recipe's loop alone) and whole-process time, with fast.yaml's phases.
+3. With ``--default_repeats N``: the default run's phases (imports and config, data, training, final test, the rest)
+   and its whole command against the time of its epochs.
+
 Run it from the repository root with the project installed::
 
-    python benchmarks/benchmark.py --data_dir ../shared/data
+    python benchmarks/benchmark.py --data_dir ../shared/data                        # all of 1 and 2
+    python benchmarks/benchmark.py --data_dir ../shared/data --skip_ways --default_repeats 1
 """
 
 import argparse
 import json
+import os
 import re
 import resource
 import statistics
@@ -28,6 +37,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 WAYS = ("torchvision", "in-memory", "lightning", "lightning-bare")
 TRAIN_SIZE = 55_000
 
@@ -38,16 +48,23 @@ def plain_loop(batches, parts, steps: int, warmup: int, prepare) -> float:
     import torch.nn.functional as F
 
     model, optimizer, _, precision = parts
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)  # in place: the optimizer keeps its parameters
     # The same mixed precision as the Trainer's, when the config asks for it.
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=str(precision).startswith("bf16"))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=str(precision).startswith("bf16"))
+
+    def sync() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     model.train()
     done, start = 0, 0.0
     while done < warmup + steps:
         for images, labels in batches():
             if done == warmup:
-                start = time.perf_counter()
-            images, labels = prepare(images, labels)
+                start = sync()
+            images, labels = prepare(images.to(device, non_blocking=True), labels.to(device, non_blocking=True))
             optimizer.zero_grad(set_to_none=True)
             with autocast:
                 loss = F.cross_entropy(model(images), labels)
@@ -56,7 +73,7 @@ def plain_loop(batches, parts, steps: int, warmup: int, prepare) -> float:
             done += 1
             if done == warmup + steps:
                 break
-    return time.perf_counter() - start
+    return sync() - start
 
 
 def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
@@ -65,20 +82,19 @@ def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -
     from torchvision.datasets import MNIST
 
     parts = project_parts(data_dir, config)
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    # ToTensor gives floats in [0, 1], which the project's module takes and normalises itself.
+    transform = transforms.ToTensor()
     dataset = Subset(MNIST(data_dir, train=True, transform=transform), range(TRAIN_SIZE))
     loader = DataLoader(dataset, batch_size=parts[2].hparams.batch_size, shuffle=True)
     return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))
 
 
 def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
-    from lightning_app.module import normalize
-
     parts = project_parts(data_dir, config)
     datamodule = parts[2]
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
-    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (normalize(x), y))
+    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))  # uint8: the module normalises
 
 
 def step_timer(steps: int, warmup: int):
@@ -138,7 +154,8 @@ def project_parts(data_dir: str, config: list[str]):
     """The model, optimizer, data module and precision exactly as ``lightning_app.fit`` would build them."""
     from lightning_app.cli import MNISTCLI
 
-    cli = MNISTCLI(args=[f"--data.data_dir={data_dir}", *config], save_config_callback=None)
+    # No schedule: the loops time steps, and a schedule sized in steps would need a Trainer to know the run's length.
+    cli = MNISTCLI(args=[f"--data.data_dir={data_dir}", *config, "--model.scheduler=null"], save_config_callback=None)
     optimizers = cli.model.configure_optimizers()
     optimizer = optimizers["optimizer"] if isinstance(optimizers, dict) else optimizers  # timing: schedule unused
     return cli.model, optimizer, cli.datamodule, cli.config.trainer.precision
@@ -204,40 +221,122 @@ def compare_ways(options) -> None:
     print(f"lightning-bare / in-memory   = {medians['lightning-bare'] / medians['in-memory']:.3f}")
 
 
-def time_fast_config(options) -> None:
-    """Run configs/fast.yaml for several seeds; print training time, process time and final test accuracy."""
-    rows = []
-    for seed in range(options.fast_seeds):
-        with tempfile.TemporaryDirectory() as logs:
-            start = time.perf_counter()
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "lightning_app.fit",
-                    "--config",
-                    str(ROOT / "configs" / "fast.yaml"),
-                    f"--data.data_dir={options.data_dir}",
-                    f"--seed_everything={seed}",
-                    f"--trainer.logger.init_args.save_dir={logs}",
-                    "--trainer.enable_progress_bar=false",
-                ],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-            )
-            process = time.perf_counter() - start
-        if done.returncode:
-            sys.exit(f"fast.yaml failed:\n{done.stderr[-4000:]}")
-        training = float(re.search(r"trained to epoch .* in ([\d.]+) s", done.stdout).group(1))
-        accuracy = float(re.search(r"Final model: test accuracy ([\d.]+)%", done.stdout).group(1))
-        rows.append((training, process, accuracy))
-        print(f"  seed {seed}: training {training:.1f} s, whole process {process:.1f} s, test accuracy {accuracy:.2f}%")
-    training, process, accuracy = (statistics.median(column) for column in zip(*rows))
-    print(
-        f"configs/fast.yaml, median of {len(rows)} seeds: training {training:.1f} s, whole process {process:.1f} s, "
-        f"test accuracy {accuracy:.2f}%"
+def run_fit(options, config: list[str], seed: int) -> dict:
+    """Run ``python -m lightning_app.fit`` with ``config`` in a fresh process; return its figures and phase times."""
+    timer = json.dumps({"class_path": "phases.PhaseTimer"})
+    with tempfile.TemporaryDirectory() as logs:
+        start = time.time()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "lightning_app.fit",
+                *config,
+                f"--data.data_dir={options.data_dir}",
+                f"--seed_everything={seed}",
+                f"--trainer.logger.init_args.save_dir={logs}",
+                "--trainer.enable_progress_bar=false",
+                f"--trainer.callbacks+={timer}",
+                *options.set,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "benchmarks"), PYTHONPATH]))},
+        )
+        end = time.time()
+    if done.returncode:
+        sys.exit(f"fit {' '.join(config)} failed:\n{done.stderr[-4000:]}")
+    marks = {}
+    for line in done.stdout.splitlines():
+        if line.startswith("PHASE "):
+            _, name, moment = line.split()
+            marks.setdefault(name, float(moment))  # the first test pass, if there are several
+    accuracy = float(re.search(r"Final model: test accuracy ([\d.]+)%", done.stdout).group(1))
+    tested = "test_start" in marks
+    phases = {
+        "imports and config": marks["built"] - start,
+        "data and setup": marks["fit_start"] - marks["built"],
+        "training (with its evaluation)": marks["train_end"] - marks["train_start"],
+        "final test": marks["test_end"] - marks["test_start"] if tested else 0.0,
+        "the rest (checkpoint test, figures, exit)": end - (marks["test_end"] if tested else marks["train_end"]),
+    }
+    return {
+        "accuracy": accuracy,
+        "training": phases["training (with its evaluation)"],
+        "process": end - start,
+        "phases": phases,
+        "epochs": re.findall(r"^epoch .*\| ([\d.]+) s$", done.stdout, re.M),
+    }
+
+
+def run_recipe(options, seed: int) -> dict:
+    """Run benchmarks/recipe.py (the public recipe in plain PyTorch) in a fresh process."""
+    start = time.time()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "recipe.py"), "--data_dir", options.data_dir, "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
+    end = time.time()
+    if done.returncode:
+        sys.exit(f"recipe failed:\n{done.stderr[-4000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"accuracy": 100 * result["test_acc"], "training": result["training_s"], "process": end - start}
+
+
+def fast_against_recipe(options) -> None:
+    """configs/fast.yaml and the recipe for the same seeds, interleaved; medians of training and process times."""
+    rows = {"recipe": [], "fast.yaml": []}
+    for seed in range(options.fast_seeds):
+        order = ("recipe", "fast.yaml") if seed % 2 == 0 else ("fast.yaml", "recipe")
+        for way in order:
+            result = (
+                run_recipe(options, seed)
+                if way == "recipe"
+                else run_fit(options, ["--config", str(ROOT / "configs" / "fast.yaml")], seed)
+            )
+            rows[way].append(result)
+            print(
+                f"  seed {seed} {way:9s}: test accuracy {result['accuracy']:.2f}%, "
+                f"training {result['training']:.2f} s, whole process {result['process']:.2f} s",
+                flush=True,
+            )
+    medians = {
+        way: {key: statistics.median(r[key] for r in results) for key in ("accuracy", "training", "process")}
+        for way, results in rows.items()
+    }
+    for way, median in medians.items():
+        print(
+            f"{way:9s} median of {options.fast_seeds}: test accuracy {median['accuracy']:.2f}%, "
+            f"training {median['training']:.2f} s, whole process {median['process']:.2f} s"
+        )
+    fast, recipe = medians["fast.yaml"], medians["recipe"]
+    print(
+        f"fast.yaml / recipe training = {fast['training'] / recipe['training']:.3f} (target <= 1.0); whole process "
+        f"{fast['process'] - recipe['process']:+.2f} s (target <= +4 s)"
+    )
+    breakdown("configs/fast.yaml", rows["fast.yaml"])
+
+
+def breakdown(name: str, results: list[dict]) -> None:
+    """Print the median seconds of each phase of a command."""
+    print(f"{name}, phases (median of {len(results)}):")
+    for phase in results[0]["phases"]:
+        print(f"  {phase:45s} {statistics.median(r['phases'][phase] for r in results):7.2f} s")
+    print(f"  {'whole command':45s} {statistics.median(r['process'] for r in results):7.2f} s")
+
+
+def default_run(options) -> None:
+    """The default run (configs/default.yaml): its whole command against the time of its epochs."""
+    results = [run_fit(options, [], 42) for _ in range(options.default_repeats)]
+    breakdown("default run", results)
+    for result in results:
+        print(
+            f"  test accuracy {result['accuracy']:.2f}%, whole command / epochs = "
+            f"{result['process'] / result['training']:.3f} (target <= 1.07)"
+        )
 
 
 def main(args: list[str] | None = None) -> None:
@@ -246,7 +345,9 @@ def main(args: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed training steps per way and repeat")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--fast_seeds", type=int, default=3, help="seeds for configs/fast.yaml (0 skips it)")
+    parser.add_argument("--fast_seeds", type=int, default=3, help="seeds of fast.yaml and the recipe (0 skips them)")
+    parser.add_argument("--default_repeats", type=int, default=0, help="default runs to time by phase (0: none)")
+    parser.add_argument("--skip_ways", action="store_true", help="skip the per-step comparison of training loops")
     parser.add_argument(
         "--set",
         action="append",
@@ -259,9 +360,12 @@ def main(args: list[str] | None = None) -> None:
     if options.child:
         child(options.child, options.data_dir, options.steps, options.warmup, options.set)
         return
-    compare_ways(options)
+    if not options.skip_ways:
+        compare_ways(options)
     if options.fast_seeds:
-        time_fast_config(options)
+        fast_against_recipe(options)
+    if options.default_repeats:
+        default_run(options)
 
 
 if __name__ == "__main__":

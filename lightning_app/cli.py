@@ -62,7 +62,7 @@ def as_flag_error(err: ValueError, config: Namespace) -> UserError:
     match = re.match(r"([A-Za-z_][\w.]*)", message)
     if match:
         name = match.group(1)
-        flags = sorted({key.replace(".init_args.", ".") for key in config})
+        flags = sorted({key.replace(".init_args.", ".") for key in config.keys()})  # noqa: SIM118 - a Namespace iterates values
         candidates = [flag for flag in flags if flag == name or flag.endswith(f".{name}")]
         if len(candidates) == 1:
             message = f"--{candidates[0]}{message[len(name) :]}"
@@ -118,6 +118,8 @@ class MNISTCLI(LightningCLI):
     resumes_training = True
     # Callback classes this entry point adds to every run.
     extra_callbacks: tuple[type, ...] = ()
+    # Whether --ckpt_path may name several checkpoints (a list, or a pattern such as runs/*/checkpoints/last.ckpt).
+    several_checkpoints = False
 
     def __init__(self, args: list[str] | None = None, save_config_callback=RunConfig, **kwargs: Any) -> None:
         quiet_lightning()
@@ -143,12 +145,21 @@ class MNISTCLI(LightningCLI):
             raise UserError(f"{message.rstrip('.')}. Run with --help to list the options and their types.") from None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_argument(
-            "--ckpt_path",
-            type=str | None,
-            default=None,
-            help="Checkpoint to start from: a file, or 'last' / 'best' for the newest run's last or best checkpoint.",
-        )
+        if self.several_checkpoints:
+            parser.add_argument(
+                "--ckpt_path",
+                type=list[str] | str | None,
+                default=None,
+                help="Checkpoint(s): a file, 'last' / 'best' for the newest run's, a pattern such as "
+                "'logs/ensemble/member_*/checkpoints/last.ckpt', or a list [A, B, ...] whose members answer together.",
+            )
+        else:
+            parser.add_argument(
+                "--ckpt_path",
+                type=str | None,
+                default=None,
+                help="Checkpoint to start from: a file, or 'last' / 'best' for the newest run's last or best one.",
+            )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -228,11 +239,18 @@ class MNISTCLI(LightningCLI):
         return trainer
 
     def _resolve_ckpt_path(self, config: Namespace) -> str | None:
-        """Turn --ckpt_path into a file, and point the logger at the run folder that the file continues."""
+        """Turn --ckpt_path into a file (``ckpt_paths`` for several), and point the logger at the run folder that the
+        file continues."""
         spec = config.get("ckpt_path")
+        self.ckpt_paths: list[str] = []
         if not spec:
             return None
         root = self._runs_root(config)
+        if self.several_checkpoints:
+            self.ckpt_paths = [
+                str(path) for item in ([spec] if isinstance(spec, str) else spec) for path in runs.find_all(item, root)
+            ]
+            return self.ckpt_paths[0]
         path = runs.find(spec, root)
         network = config.model.get("network")
         checkpoints.check_network(

@@ -69,8 +69,12 @@ class NetworkSummary(ModelSummary):
         return summary
 
 
-# Lightning's tip for a cloud logging service, printed by every Trainer, and its note that it keeps our summary.
-_NOISE = ("💡 Tip:", "Trainer already configured with model summary callbacks")
+# Lightning's tip for a cloud logging service printed by every Trainer, and notes on its own internal steps.
+_NOISE = (
+    "💡 Tip:",
+    "Trainer already configured with model summary callbacks",
+    "Loading `train_dataloader` to estimate number of stepping batches",  # its own step, for OneCycleLR
+)
 
 
 def _not_noise(record: logging.LogRecord) -> bool:

@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision.datasets import MNIST
 
-from lightning_app.augment import random_affine
+from lightning_app.augment import random_distortion
 from lightning_app.resume import ResumableDataLoader, ResumableSampler
 
 IDX_IMAGES_MAGIC = 2051
@@ -130,6 +130,8 @@ class MNISTDataModule(pl.LightningDataModule):
         shift: Largest shift in pixels, with ``augment``.
         rotation: Largest rotation in degrees, with ``augment``.
         scale: Largest relative change of size, with ``augment``.
+        elastic: Strength in pixels of elastic distortions (Simard et al. 2003) with ``augment``; 0 for none.
+        elastic_sigma: Smoothness in pixels of the elastic distortions' random field.
     """
 
     def __init__(
@@ -144,6 +146,8 @@ class MNISTDataModule(pl.LightningDataModule):
         shift: float = 2.0,
         rotation: float = 10.0,
         scale: float = 0.1,
+        elastic: float = 0.0,
+        elastic_sigma: float = 5.0,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -152,6 +156,10 @@ class MNISTDataModule(pl.LightningDataModule):
             raise ValueError(f"eval_batch_size must be at least 1 (got {eval_batch_size}).")
         if val_size < 1:
             raise ValueError(f"val_size must be at least 1 (got {val_size}); the default is 5000.")
+        if elastic < 0 or elastic_sigma <= 0:
+            raise ValueError(
+                f"elastic must be 0 or more and elastic_sigma more than 0 (got {elastic}, {elastic_sigma})."
+            )
         self.save_hyperparameters()
         self.train_set: InMemoryDigits | None = None
         self.val_set: InMemoryDigits | None = None
@@ -208,7 +216,9 @@ class MNISTDataModule(pl.LightningDataModule):
             val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
             self.train_set = InMemoryDigits(images[train_index], labels[train_index])
             self.val_set = InMemoryDigits(images[val_index], labels[val_index])
-        if self.test_set is None:
+        # The test split is read only when something will look at it (a search never does).
+        needs_test = stage in ("test", "predict") or (stage == "fit" and self.hparams.test_every_epoch)
+        if needs_test and self.test_set is None:
             self.test_set = InMemoryDigits(*load_split(self.hparams.data_dir, train=False))
 
     def _shard(self) -> tuple[int, int]:
@@ -256,5 +266,7 @@ class MNISTDataModule(pl.LightningDataModule):
         images, labels = batch
         if self.hparams.augment and self.trainer is not None and self.trainer.training:
             hp = self.hparams
-            images = random_affine(images.unsqueeze(1).float().div(255), hp.shift, hp.rotation, hp.scale)
+            images = random_distortion(
+                images.unsqueeze(1).float().div(255), hp.shift, hp.rotation, hp.scale, hp.elastic, hp.elastic_sigma
+            )
         return images, labels

@@ -1,8 +1,13 @@
-"""Evaluate a saved checkpoint on the test set: ``python -m lightning_app.evaluate --ckpt_path PATH|last|best``."""
+"""Evaluate saved checkpoints on the test set: ``python -m lightning_app.evaluate --ckpt_path PATH|last|best``.
+
+Several checkpoints (a list or a pattern) are evaluated as an ensemble that averages their probabilities.
+"""
 
 from typing import ClassVar
 
+from lightning_app.checkpoints import load_classifier
 from lightning_app.cli import MNISTCLI
+from lightning_app.ensemble import Ensemble
 from lightning_app.errors import UserError, report_user_errors
 
 
@@ -11,23 +16,36 @@ class EvaluateCLI(MNISTCLI):
 
     trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
+    several_checkpoints = True
 
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
-    """Print test loss, accuracy and per-class accuracy of a checkpoint; return them."""
+    """Print the test loss, accuracy and per-class accuracy of a checkpoint (or an ensemble of several); return them.
+
+    Each checkpoint is loaded with its own network and settings, whatever the config says of the model.
+    """
     cli = EvaluateCLI(args=args, save_config_callback=None)
-    if cli.ckpt_path is None:
+    if not cli.ckpt_paths:
         raise UserError("evaluate needs --ckpt_path: a .ckpt file, or 'last' or 'best' for the newest run's.")
-    trainer, model = cli.trainer, cli.model
-    trainer.test(model, datamodule=cli.datamodule, ckpt_path=cli.ckpt_path, weights_only=True, verbose=False)
-    result = {
-        "test_loss": float(trainer.callback_metrics["test/loss"]),
-        "test_acc": float(trainer.callback_metrics["test/acc"]),
-        "class_acc": model.test_class_acc.compute().tolist(),
-    }
+    trainer = cli.trainer
+    members = [load_classifier(path) for path in cli.ckpt_paths]
+    model = members[0] if len(members) == 1 else Ensemble(members)
+    result = {}
+    if len(members) > 1:  # an ensemble's validation figure: what members and epochs may be chosen by
+        [validated] = trainer.validate(model, datamodule=cli.datamodule, verbose=False)
+        result["val_acc"] = validated["val/acc"]
+    trainer.test(model, datamodule=cli.datamodule, verbose=False)
+    result.update(
+        test_loss=float(trainer.callback_metrics["test/loss"]),
+        test_acc=float(trainer.callback_metrics["test/acc"]),
+        class_acc=model.test_class_acc.compute().tolist(),
+    )
     if trainer.is_global_zero:
-        print(f"Checkpoint {cli.ckpt_path}")
+        for path in cli.ckpt_paths:
+            print(f"Checkpoint {path}")
+        if "val_acc" in result:
+            print(f"ensemble of {len(members)}: validation accuracy {result['val_acc']:.2%}")
         print(f"test loss {result['test_loss']:.4f}  test accuracy {result['test_acc']:.2%}")
         print("per-class accuracy: " + "  ".join(f"{d}: {acc:.2%}" for d, acc in enumerate(result["class_acc"])))
     return result

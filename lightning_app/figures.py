@@ -7,13 +7,13 @@ state, so they travel in every checkpoint: a resumed run draws its whole history
 figures from its checkpoint alone.
 """
 
-import os
-import shutil
+import json
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
@@ -21,53 +21,24 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 
 from lightning_app import runs
-from lightning_app.network import NUM_CLASSES
+from lightning_app.console import say
+from lightning_app.plots import FIGURES, LOG, PAYLOAD
 
-FIGURES = ("loss_curves", "accuracy_curves", "test_predictions", "confusion_matrix", "confident_mistakes")
-GRID_SIZE = 32
 TEST_LOADER = 1  # the data module's second validation loader during fit is the test set
 METRICS = tuple(f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc"))
 
 
-def draw(
-    folder: Path, history: list[dict[str, float]], images: Tensor, labels: Tensor, probabilities: Tensor
-) -> dict[str, Any]:
-    """Draw the five figures and write them as PNGs into ``folder``; return the matplotlib figures by name."""
-    # Imported here: matplotlib and the figure code load only when figures are drawn.
-    from torchmetrics.functional.classification import multiclass_confusion_matrix
-
-    from lightning_app import plots
-
-    confidence, predicted = probabilities.max(dim=1)
-    wrong = (predicted != labels).nonzero().squeeze(1)
-    worst = wrong[confidence[wrong].argsort(descending=True)][:GRID_SIZE]
-    figures = {
-        "loss_curves": plots.curves_figure(history, "loss"),
-        "accuracy_curves": plots.curves_figure(history, "acc"),
-        "test_predictions": plots.predictions_figure(
-            images[:GRID_SIZE],
-            labels[:GRID_SIZE],
-            probabilities[:GRID_SIZE],
-            "Test images: prediction (probability), true label",
-        ),
-        "confusion_matrix": plots.confusion_figure(multiclass_confusion_matrix(predicted, labels, NUM_CLASSES)),
-        "confident_mistakes": plots.predictions_figure(
-            images[worst],
-            labels[worst],
-            probabilities[worst],
-            f"The {len(worst)} most confidently wrong of {len(wrong)} mistakes on {len(labels)} test images",
-        ),
-    }
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, figure in figures.items():
-        figure.savefig(folder / f"{name}.png", dpi=100)
-    return figures
-
-
 class RunFigures(Callback):
-    """Record each epoch's figures and the test-set predictions, and draw the run's figures for the final model."""
+    """Record each epoch's figures and the test-set predictions, and draw the run's figures for the final model.
 
-    def __init__(self) -> None:
+    Args:
+        background: Draw in a separate process, so that the command ends without waiting for matplotlib.
+        show: Open the figures in the image viewer once drawn (where there is a display).
+    """
+
+    def __init__(self, background: bool = True, show: bool = False) -> None:
+        self.background = background
+        self.show = show
         self.history: list[dict[str, float]] = []
         self.drawn: list[Path] = []
         self._evaluated: dict[str, float] = {}
@@ -103,7 +74,8 @@ class RunFigures(Callback):
     def _collect(self, outputs: Any, batch: Any) -> None:
         if isinstance(outputs, Tensor):
             images, labels = batch
-            self._batches.append((images.cpu(), labels.cpu(), outputs.detach().float().softmax(dim=1).cpu()))
+            probabilities = outputs.detach().float().softmax(dim=1)
+            self._batches.append((images.cpu(), labels.cpu(), probabilities.cpu()))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if dataloader_idx == TEST_LOADER and not trainer.sanity_checking:
@@ -153,17 +125,43 @@ class RunFigures(Callback):
         folder = runs.run_dir(trainer)  # collective under DDP
         if not trainer.is_global_zero:
             return
-        figures = draw(folder, self.history, *self._predictions)
-        self.drawn = [folder / f"{name}.png" for name in figures]
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                for name, figure in figures.items():
-                    logger.experiment.add_figure(f"report/{name}", figure, global_step=trainer.global_step)
-                logger.experiment.flush()
-        import matplotlib.pyplot as plt
+        images, labels, probabilities = (part.numpy() for part in self._predictions)
+        tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
+        tensorboard_dir = tensorboard.log_dir if tensorboard is not None else ""
+        self.drawn = [folder / f"{name}.png" for name in FIGURES]
+        if self.background:
+            folder.mkdir(parents=True, exist_ok=True)
+            payload = folder / PAYLOAD
+            np.savez(
+                payload,
+                images=images,
+                labels=labels,
+                probabilities=probabilities,
+                history=json.dumps(self.history),
+                tensorboard_dir=tensorboard_dir,
+                step=trainer.global_step,
+                show=self.show,
+            )
+            # A session of its own, and no handle on this command's terminal or pipes: the drawing outlives this
+            # process, Ctrl-C here does not interrupt it, and whatever waits for this command's output does not
+            # wait for it. Its errors, if any, stay in the run folder.
+            with open(folder / LOG, "wb") as log:
+                subprocess.Popen(
+                    [sys.executable, "-m", "lightning_app.plots", str(payload)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
+            return
+        from lightning_app import plots
 
-        for figure in figures.values():
-            plt.close(figure)
+        figures = plots.draw(folder, self.history, images, labels, probabilities)
+        if tensorboard_dir:
+            plots.write_tensorboard(Path(tensorboard_dir), figures, trainer.global_step)
+        plots.close(figures)
+        if self.show:
+            say(trainer, plots.show(self.drawn))
 
 
 def gather_unequal(trainer: "pl.Trainer", part: Tensor) -> Tensor:
@@ -173,35 +171,3 @@ def gather_unequal(trainer: "pl.Trainer", part: Tensor) -> Tensor:
     padded[: len(part)] = part
     gathered = trainer.strategy.all_gather(padded.to(trainer.strategy.root_device)).cpu()
     return torch.cat([gathered[rank, :size] for rank, size in enumerate(sizes)])
-
-
-def show(paths: list[Path]) -> str:
-    """Open the figures in the system's image viewer without waiting for it; return what was done, in a sentence.
-
-    Without a display (a server, a container, an SSH session without X forwarding) nothing is opened and the
-    sentence says where the files are.
-    """
-    folder = paths[0].parent if paths else Path(".")
-    if sys.platform == "darwin":
-        viewer = ["open"]
-    elif sys.platform == "win32":
-        viewer = None
-    elif not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return f"No display here ($DISPLAY is not set), so the figures are not shown; they are in {folder}/."
-    elif shutil.which("xdg-open"):
-        viewer = ["xdg-open"]
-    else:
-        return f"No image viewer found (xdg-open is not installed), so the figures are not shown; see {folder}/."
-    for path in paths:
-        if viewer is None:
-            os.startfile(path)  # noqa: S606 - Windows opens the file with its default viewer
-        else:
-            # A session of its own, so that the viewer outlives this command and Ctrl-C here does not close it.
-            subprocess.Popen(
-                [*viewer, str(path)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-    return f"Opened the {len(paths)} figures in the image viewer."

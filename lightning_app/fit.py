@@ -10,23 +10,16 @@ from lightning_app import runs
 from lightning_app.cli import MNISTCLI
 from lightning_app.console import say
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures, show
+from lightning_app.figures import RunFigures
 from lightning_app.resume import TrainingInterrupted
 
 
 class FitCLI(MNISTCLI):
-    """The shared CLI, with the run's figures drawn by a callback."""
-
-    extra_callbacks = (RunFigures,)
+    """The shared CLI, with the run's figures drawn by a callback (``--figures.*``)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
-        parser.add_argument(
-            "--show_figures",
-            type=bool,
-            default=False,
-            help="Open the run's figures in the image viewer when training ends (where there is a display).",
-        )
+        parser.add_lightning_class_args(RunFigures, "figures")
 
 
 def test_figures(trainer: Trainer) -> tuple[float, float]:
@@ -102,9 +95,8 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
                 f"{best_loss:.4f}\n  {best_path}",
             )
         if figures.drawn:
-            say(trainer, f"Figures: {figures.drawn[0].parent}/*.png")
-            if cli.config.show_figures:
-                say(trainer, show(figures.drawn))
+            later = " (being drawn in the background)" if figures.background else ""
+            say(trainer, f"Figures: {figures.drawn[0].parent}/*.png{later}")
     return {
         "final_test_acc": final_acc,
         "final_test_loss": final_loss,

@@ -120,7 +120,7 @@ class MNISTClassifier(pl.LightningModule):
         self.test_class_acc = MulticlassAccuracy(num_classes=NUM_CLASSES, average=None)
         self._train_figures_logged = False
         # Lets Lightning's model summary show input and output sizes and count the operations.
-        self.example_input_array = torch.zeros(1, 28, 28, dtype=torch.uint8)
+        self.example_input_array = torch.zeros(2, 28, 28, dtype=torch.uint8)  # two: batch norm needs more than one
 
     @property
     def hparams_initial(self) -> AttributeDict:

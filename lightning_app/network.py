@@ -7,7 +7,7 @@ NUM_CLASSES = 10
 
 
 class MNISTCNN(nn.Module):
-    """Two convolutions with ReLU and max pooling, dropout, and two fully connected layers; returns logits.
+    """Two convolutions with max pooling and ReLU, dropout, and two fully connected layers; returns logits.
 
     Softmax is applied where probabilities are needed (prediction): cross-entropy on logits is the numerically
     stable way to train. The input is normalised images of shape (N, 1, 28, 28).
@@ -51,7 +51,8 @@ class MNISTCNN(nn.Module):
         def conv_block(channels_in: int, channels_out: int, kernel_size: int) -> list[nn.Module]:
             norm = [nn.BatchNorm2d(channels_out)] if batch_norm else []
             conv = nn.Conv2d(channels_in, channels_out, kernel_size, bias=not batch_norm)
-            return [conv, *norm, nn.ReLU(), nn.MaxPool2d(2)]
+            # Pooling before ReLU gives the same result (ReLU is monotonic) on a quarter of the values.
+            return [conv, *norm, nn.MaxPool2d(2), nn.ReLU()]
 
         self.features = nn.Sequential(
             *conv_block(1, conv1_channels, first), *conv_block(conv1_channels, conv2_channels, second)

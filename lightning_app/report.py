@@ -10,7 +10,8 @@ from lightning_app import runs
 from lightning_app.checkpoints import load_classifier, read_checkpoint
 from lightning_app.data import load_split
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures, draw, show
+from lightning_app.figures import RunFigures
+from lightning_app.plots import close, draw, show, write_tensorboard
 
 
 def run_data_dir(run_dir: Path) -> str:
@@ -45,13 +46,11 @@ def main(args: list[str] | None = None) -> list[Path]:
     checkpoint = read_checkpoint(ckpt_path)
     model = load_classifier(ckpt_path, "cuda" if torch.cuda.is_available() else "cpu")
     images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)
-    figures = draw(options.run_dir, history_of(checkpoint), images, labels, model.probabilities(images))
-    if any(options.run_dir.glob("events.out.tfevents.*")):
-        from torch.utils.tensorboard import SummaryWriter  # only where TensorBoard logged the run
-
-        with SummaryWriter(str(options.run_dir)) as writer:
-            for name, figure in figures.items():
-                writer.add_figure(f"report/{name}", figure, global_step=int(checkpoint.get("global_step", 0)))
+    probabilities = model.probabilities(images)
+    figures = draw(options.run_dir, history_of(checkpoint), images.numpy(), labels.numpy(), probabilities.numpy())
+    if any(options.run_dir.glob("events.out.tfevents.*")):  # a run that TensorBoard logged: its Images tab too
+        write_tensorboard(options.run_dir, figures, int(checkpoint.get("global_step", 0)))
+    close(figures)
     paths = [options.run_dir / f"{name}.png" for name in figures]
     for path in paths:
         print(path)

@@ -5,6 +5,7 @@ A run folder is Lightning's own layout for checkpoints: ``<save_dir>/<name>/<ver
 keeps ``config.yaml``, the figures and ``checkpoints/`` (``last.ckpt`` and ``best-*.ckpt``) there.
 """
 
+import glob
 import os
 from pathlib import Path
 
@@ -69,6 +70,16 @@ def find(spec: str, root: Path) -> Path:
             f"the newest run's checkpoints."
         )
     return path
+
+
+def find_all(spec: str, root: Path) -> list[Path]:
+    """Like ``find``, and a pattern with ``*``, ``?`` or ``[`` matches every checkpoint file it names, in order."""
+    if not any(char in spec for char in "*?["):
+        return [find(spec, root)]
+    matches = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+    if not matches:
+        raise UserError(f"--ckpt_path {spec}: the pattern matches no checkpoint file. Check the path and the quotes.")
+    return matches
 
 
 def run_of(checkpoint: Path) -> Path | None:

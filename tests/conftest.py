@@ -49,6 +49,10 @@ def fit_options(data_dir: Path, logs: Path, *extra: str) -> list[str]:
     ]
 
 
+# fit's own options for in-process runs: the tests look at the figures as soon as fit returns.
+FIT_ONLY = ["--figures.background=false"]
+
+
 def run_module(module: str, args: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args`` in a fresh process, with the tests' helpers (callbacks) importable."""
     environment = dict(os.environ, **env)
@@ -103,7 +107,7 @@ def fit_args(small_mnist, tmp_path):
     """Arguments for a quick, quiet `fit` on the small data set, writing runs under tmp_path/logs."""
 
     def make(*extra: str, data_dir: Path | None = None) -> list[str]:
-        return fit_options(data_dir or small_mnist, tmp_path / "logs", *extra)
+        return fit_options(data_dir or small_mnist, tmp_path / "logs", *FIT_ONLY, *extra)
 
     return make
 
@@ -122,7 +126,7 @@ def trained_run(small_mnist, tmp_path_factory) -> TrainedRun:
 
     logs = tmp_path_factory.mktemp("trained") / "logs"
     args = fit_options(small_mnist, logs)
-    result = fit.main([*args, "--trainer.max_epochs=3"])
+    result = fit.main([*args, *FIT_ONLY, "--trainer.max_epochs=3"])
     return TrainedRun(logs, logs / "mnist" / "version_0", result, args)
 
 

@@ -69,7 +69,7 @@ def wait_for_lines(path, count: int, seconds: float = 10) -> list[str]:
 def test_show_figures_opens_the_five_pngs_in_the_image_viewer(fit_args, tmp_path, monkeypatch, capsys):
     opened = fake_viewer(tmp_path, monkeypatch)
     monkeypatch.setenv("DISPLAY", ":0")
-    main(fit_args("--trainer.max_epochs=1", "--show_figures=true"))
+    main(fit_args("--trainer.max_epochs=1", "--figures.show=true"))
     assert "Opened the 5 figures" in capsys.readouterr().out
     assert sorted(os.path.basename(line) for line in wait_for_lines(opened, 5)) == sorted(
         f"{name}.png"

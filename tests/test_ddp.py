@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_app import evaluate
 
-from conftest import SMALL_TRAIN, SMALL_VAL, assert_same_weights, fit_options, run_module
+from conftest import FIT_ONLY, SMALL_TRAIN, SMALL_VAL, assert_same_weights, fit_options, run_module
 
 pytestmark = pytest.mark.subprocess
 
@@ -34,7 +34,7 @@ def fit(args: list[str], cwd) -> None:
 def ddp_run(small_mnist, tmp_path_factory):
     """Two epochs with two processes, recording each rank's shard."""
     folder = tmp_path_factory.mktemp("ddp")
-    common = [*fit_options(small_mnist, folder / "logs"), *DDP, "--trainer.max_epochs=2"]
+    common = [*fit_options(small_mnist, folder / "logs"), *FIT_ONLY, *DDP, "--trainer.max_epochs=2"]
     done = fit([*common, callback("RecordShard", folder=str(folder / "shards"))], folder)
     return folder, common, done
 
@@ -83,7 +83,7 @@ def test_sigterm_stops_both_processes_at_once_with_a_checkpoint_that_continues_e
     signalled, ddp_run, small_mnist, tmp_path
 ):
     reference = ddp_run[0] / "logs" / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
-    common = [*fit_options(small_mnist, tmp_path / "logs"), *DDP, "--trainer.max_epochs=2"]
+    common = [*fit_options(small_mnist, tmp_path / "logs"), *FIT_ONLY, *DDP, "--trainer.max_epochs=2"]
     rank = 0 if signalled == "the launching process" else None
     start = time.monotonic()
     done = run_module(
@@ -119,7 +119,7 @@ def test_a_ddp_run_resumes_on_one_process_from_the_end_of_an_epoch(ddp_run, smal
     import shutil
 
     shutil.copytree(folder / "logs" / "mnist", logs / "mnist")
-    fit([*fit_options(small_mnist, logs), "--trainer.max_epochs=3", "--ckpt_path=last"], tmp_path)
+    fit([*fit_options(small_mnist, logs), *FIT_ONLY, "--trainer.max_epochs=3", "--ckpt_path=last"], tmp_path)
     last = logs / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH + (SMALL_TRAIN - SMALL_VAL) // 100
     assert sorted(p.name for p in (logs / "mnist").iterdir()) == ["version_0"]

@@ -9,7 +9,7 @@ from lightning_app.network import MNISTCNN
 def test_maps_images_to_ten_logits_with_the_write_ups_layers():
     model = MNISTCNN(conv1_channels=8, conv2_channels=16, hidden_units=32, dropout=0.2)
     assert model(torch.zeros(4, 1, 28, 28)).shape == (4, 10)
-    assert [type(layer).__name__ for layer in model.features] == ["Conv2d", "ReLU", "MaxPool2d"] * 2
+    assert [type(layer).__name__ for layer in model.features] == ["Conv2d", "MaxPool2d", "ReLU"] * 2
     assert any(isinstance(layer, torch.nn.Dropout) and layer.p == 0.2 for layer in model.classifier)
 
 

@@ -2,14 +2,14 @@
 
 import shutil
 import struct
+import time
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_app import evaluate, report
+from lightning_app import evaluate, fit, report
 from lightning_app.checkpoints import read_checkpoint
-from lightning_app.figures import FIGURES
-from lightning_app.plots import curves_figure
+from lightning_app.plots import FIGURES, PAYLOAD, curves_figure
 
 
 def png_size(path) -> tuple[int, int]:
@@ -64,3 +64,17 @@ def test_evaluate_reproduces_the_test_accuracy_fit_reported(trained_run):
     assert by_name["test_acc"] == pytest.approx(result["best_test_acc"], abs=1e-6)
     assert evaluate.main([*common, "--ckpt_path=last"])["test_acc"] == pytest.approx(result["final_test_acc"], abs=1e-6)
     assert sorted(p.name for p in trained_run.run_dir.parent.iterdir()) == ["version_0"]  # no new run folder
+
+
+def test_figures_drawn_in_the_background_appear_without_keeping_the_command_waiting(fit_args, tmp_path):
+    fit.main([*fit_args("--trainer.max_epochs=1"), "--figures.background=true"])
+    run = tmp_path / "logs" / "mnist" / "version_0"
+    deadline = time.monotonic() + 60
+    while (run / PAYLOAD).exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (run / PAYLOAD).exists(), "the drawing process did not finish"
+    for name in FIGURES:
+        png_size(run / f"{name}.png")
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert sorted(events.Tags()["images"]) == sorted(f"report/{name}" for name in FIGURES)

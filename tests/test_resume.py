@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_app.fit import main
 
-from conftest import STEPS_PER_EPOCH, assert_same_weights, fit_options, run_module
+from conftest import FIT_ONLY, STEPS_PER_EPOCH, assert_same_weights, fit_options, run_module
 
 ONECYCLE = ["--model.scheduler=torch.optim.lr_scheduler.OneCycleLR", "--model.scheduler.max_lr=0.01"]
 CASES = {
@@ -50,7 +50,7 @@ def uninterrupted(small_mnist, tmp_path_factory):
     runs = {}
     for name, (options, epochs, _) in CASES.items():
         logs = tmp_path_factory.mktemp(f"uninterrupted_{name}")
-        main(fit_options(small_mnist, logs, *options, f"--trainer.max_epochs={epochs}"))
+        main(fit_options(small_mnist, logs, *FIT_ONLY, *options, f"--trainer.max_epochs={epochs}"))
         runs[name] = logs / "mnist" / "version_0"
     return runs
 

@@ -1,0 +1,43 @@
+"""Ensembles: members trained with different seeds answer together; nothing is chosen by test accuracy."""
+
+import time
+
+import pytest
+import torch
+
+from lightning_app import ensemble, evaluate
+from lightning_app.checkpoints import load_classifier
+from lightning_app.data import load_split
+from lightning_app.ensemble import Ensemble
+
+
+def test_the_ensemble_command_trains_members_once_and_evaluates_them_together(fit_args, small_mnist, tmp_path, capsys):
+    folder = tmp_path / "ensemble"
+    options = [*fit_args("--trainer.max_epochs=2"), "--members", "2", "--dir", str(folder)]
+    result = ensemble.main(options)
+    for member in (0, 1):
+        assert (folder / f"member_{member}" / "checkpoints" / "last.ckpt").is_file()
+    assert 0.9 < result["test_acc"] <= 1 and 0.9 < result["val_acc"] <= 1
+    out = capsys.readouterr().out
+    assert "member 2 of 2 (seed 1)" in out and "ensemble of 2: validation accuracy" in out
+
+    # The members differ (two seeds), and their mean answer is the ensemble's.
+    members = [load_classifier(folder / f"member_{k}" / "checkpoints" / "last.ckpt") for k in (0, 1)]
+    images, _ = load_split(small_mnist, train=False)
+    first, second = (member.probabilities(images) for member in members)
+    assert not torch.allclose(first, second)
+    mean = Ensemble(members).probabilities(images)
+    torch.testing.assert_close(mean, (first + second) / 2, atol=1e-6, rtol=0)
+
+    start = time.monotonic()
+    again = ensemble.main(options)  # trained members are kept: only the evaluation runs
+    assert again["test_acc"] == pytest.approx(result["test_acc"], abs=1e-6)
+    assert time.monotonic() - start < 30 and "member 1 of 2" not in capsys.readouterr().out
+
+
+def test_evaluate_takes_a_pattern_of_checkpoints_as_one_ensemble(trained_run):
+    pattern = str(trained_run.run_dir / "checkpoints" / "*.ckpt")
+    result = evaluate.main([*trained_run.args, f"--ckpt_path={pattern}"])
+    assert "val_acc" in result and 0.9 < result["test_acc"] <= 1
+    single = evaluate.main([*trained_run.args, "--ckpt_path=last"])
+    assert "val_acc" not in single
