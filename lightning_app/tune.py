@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from lightning_app.search_space import Parameter, load
 PASSWORD_VARIABLE = "LIGHTNING_APP_STORAGE_PASSWORD"
 HEARTBEAT_SECONDS = 10  # a trial silent for twice this is a crashed one: the next command retries it
 TOP = 5
+STORAGE_ATTEMPTS = 5  # tries to open a study whose tables another command is creating at the same moment
 
 
 def parse(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -106,16 +108,25 @@ def masked(url: str) -> str:
 def open_storage(url: str):
     """Optuna's storage in the database at ``url``, with heartbeats so that a killed process's trial is retried."""
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=2 * HEARTBEAT_SECONDS,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-        )
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=2 * HEARTBEAT_SECONDS,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                )
+        except SQLAlchemyError as err:
+            # Two commands starting a new study at once both create its tables; the later one fails with
+            # "table ... already exists" and finds them complete a moment later.
+            if "already exists" not in str(err) or attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
 
 
 class Objective:
