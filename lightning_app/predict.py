@@ -1,4 +1,9 @@
-"""Classify your own images of handwritten digits: ``python -m lightning_app.predict --ckpt_path last IMAGE...``."""
+"""Read your own images of handwritten digits: ``python -m lightning_app.predict --ckpt_path last IMAGE...``.
+
+Each image may show one digit or a number written side by side (a house number, a year, a code); photos of
+digits on paper work as well as clean scans. ``--show DIR`` writes, for each image, a picture of what the model
+saw: the photo with the digits' boxes, and the 28x28 inputs it received with its answers.
+"""
 
 import argparse
 import json
@@ -6,29 +11,48 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from lightning_app import checkpoints, runs
+from lightning_app.ensemble import Ensemble
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
-from lightning_app.images import load_digit
+from lightning_app.images import Digits, load_digits
+
+SHOWN_SIDE = 480  # pixels: the photo's longer side in the pictures of what the model saw
+SHOWN_INPUT = 4  # times: how much the 28x28 inputs are enlarged in them
 
 
 def parse_args(args: list[str] | None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(
         prog="python -m lightning_app.predict",
-        description="Classify images (PNG, JPEG, ...) that each show one handwritten digit, with a trained checkpoint.",
+        description="Read handwritten digits, or numbers, in images (scans or photos) with a trained checkpoint.",
     )
     parser.add_argument(
         "--ckpt_path",
         required=True,
-        help="A .ckpt file, or 'last' / 'best' for the newest run's last or best checkpoint.",
+        action="append",
+        help="A .ckpt file, or 'last' / 'best' for the newest run's last or best checkpoint. Given more than once, "
+        "or as a quoted pattern such as 'logs/ensemble/member_*/checkpoints/last.ckpt', the checkpoints answer "
+        "together as an ensemble.",
     )
     parser.add_argument("--logs_dir", default="logs", help="The folder `fit` writes runs to, for 'last' and 'best'.")
     parser.add_argument("--name", default="mnist", help="The runs' name under --logs_dir, for 'last' and 'best'.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of one line per image.")
-    parser.add_argument("images", nargs="+", help="Image files, each showing one digit.")
+    parser.add_argument(
+        "--single_digit",
+        action="store_true",
+        help="Each image shows one digit: read all of its ink as one digit instead of looking for a number.",
+    )
+    parser.add_argument(
+        "--show",
+        metavar="DIR",
+        help="Write, for each image, DIR/<name>-seen.png: the photo with the boxes of the digits found, and the "
+        "28x28 inputs the model received with its answers.",
+    )
+    parser.add_argument("images", nargs="+", help="Image files, each showing one digit or a number (PNG, JPEG, ...).")
     return parser.parse_args(args)
 
 
@@ -56,41 +80,114 @@ def top_two(probabilities: Tensor) -> dict[str, int | float]:
     }
 
 
+def answer(probabilities: Tensor, boxes: list[tuple[int, int, int, int]]) -> dict:
+    """One image's answer: the number its digits make, each digit with its box, and for one digit its fields."""
+    digits = [{**top_two(p), "box": list(box)} for p, box in zip(probabilities, boxes)]
+    single = {key: value for key, value in digits[0].items() if key != "box"} if len(digits) == 1 else {}
+    return {**single, "number": "".join(str(digit["digit"]) for digit in digits), "digits": digits}
+
+
 def format_line(result: dict) -> str:
     """One image's result as a line of text."""
     if "error" in result:
         return f"{result['file']}: error: {result['error']}"
-    return (
-        f"{result['file']}: {result['digit']} ({result['probability']:.1%})  "
-        f"runner-up {result['runner_up']} ({result['runner_up_probability']:.1%})"
-    )
+    if "digit" in result:
+        return (
+            f"{result['file']}: {result['digit']} ({result['probability']:.1%})  "
+            f"runner-up {result['runner_up']} ({result['runner_up_probability']:.1%})"
+        )
+    each = ", ".join(f"{digit['digit']} ({digit['probability']:.1%})" for digit in result["digits"])
+    return f"{result['file']}: {result['number']}  digits {each}"
+
+
+def show(digits: Digits, result: dict, path: Path) -> None:
+    """Write a picture of what the model saw: the photo with the digits' boxes, and its inputs with its answers."""
+    scale = SHOWN_SIDE / max(digits.photo.size)
+    photo = digits.photo.resize(
+        (round(digits.photo.width * scale), round(digits.photo.height * scale)), Image.Resampling.BILINEAR
+    ).convert("RGB")
+    font = ImageFont.load_default(size=14)
+    side = 28 * SHOWN_INPUT
+    per_row = max(1, photo.width // (side + 8))
+    rows = -(-len(digits.inputs) // per_row)
+    picture = Image.new("RGB", (max(photo.width, side + 8), photo.height + rows * (side + 28) + 4), "white")
+    picture.paste(photo, (0, 0))
+    draw = ImageDraw.Draw(picture)
+    # The boxes are in the image's own pixels; the photo shown is scaled by digits.scale, then by scale.
+    for index, (box, reading) in enumerate(zip(digits.boxes, result["digits"])):
+        left, top, right, bottom = (round(v * digits.scale * scale) for v in box)
+        draw.rectangle((left - 2, top - 2, right + 1, bottom + 1), outline=(230, 60, 0), width=2)
+        draw.text((left, max(0, top - 18)), str(index + 1), fill=(230, 60, 0), font=font)
+        x = (index % per_row) * (side + 8) + 4
+        y = photo.height + 4 + (index // per_row) * (side + 28)
+        enlarged = Image.fromarray(digits.inputs[index]).resize((side, side), Image.Resampling.NEAREST)
+        picture.paste(enlarged.convert("RGB"), (x, y))
+        label = f"{index + 1}: {reading['digit']} ({reading['probability']:.0%})"
+        draw.text((x, y + side + 4), label, fill=(0, 0, 0), font=font)
+    try:
+        picture.save(path)
+    except OSError as err:
+        raise UserError(f"cannot write {path} for --show: {err.strerror or err}") from None
+
+
+def picture_paths(folder: Path, files: list[str]) -> list[Path]:
+    """Where --show writes each image's picture: <name>-seen.png, numbered when two images share a name."""
+    paths, taken = [], set()
+    for file in files:
+        stem, number = Path(file).stem, 1
+        path = folder / f"{stem}-seen.png"
+        while path in taken:
+            number += 1
+            path = folder / f"{stem}-{number}-seen.png"
+        taken.add(path)
+        paths.append(path)
+    return paths
 
 
 @report_user_errors
 def main(args: list[str] | None = None) -> list[dict]:
-    """Classify each image and print the results; exit with status 2 at the end if any image could not be read.
+    """Read each image and print the results; exit with status 2 at the end if any image could not be read.
 
-    Returns one dict per image, in the order given: the file and its digit, probability, runner-up and
-    runner-up probability, or the file and an error.
+    Returns one dict per image, in the order given: the file, the number read (``number``, its digits left to
+    right) and each digit (``digits``: digit, probability, runner-up, runner-up probability, and box as left,
+    top, right, bottom in the image's pixels); for an image of one digit, also that digit's fields at the top
+    level, as before numbers were read; with --show, the path of the picture (``picture``). Or the file and an
+    error.
     """
     options = parse_args(args)
     device = check_device(options.device)
+    if options.show:
+        folder = Path(options.show)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"--show {folder}: the folder cannot be created ({err.strerror or err}).") from None
+        pictures = picture_paths(folder, options.images)
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
-    path = runs.find(options.ckpt_path, Path(options.logs_dir) / options.name)
-    model = checkpoints.load_classifier(path, device)
-    results, digits = [], []
+    root = Path(options.logs_dir) / options.name
+    paths = [path for spec in options.ckpt_path for path in runs.find_all(spec, root)]
+    members = [checkpoints.load_classifier(path, device) for path in paths]
+    model = members[0] if len(members) == 1 else Ensemble(members).to(device)
+    results, found = [], []
     for file in options.images:
         try:
-            digits.append(load_digit(file))
+            found.append(load_digits(file, single=options.single_digit))
             results.append({"file": file})
         except UserError as err:  # one unreadable image should not cost the others their answers
+            found.append(None)
             results.append({"file": file, "error": str(err)})
-    readable = [result for result in results if "error" not in result]
-    if digits:
-        for result, probabilities in zip(readable, model.probabilities(torch.from_numpy(np.stack(digits)))):
-            result.update(top_two(probabilities))
+    inputs = [digit for digits in found if digits is not None for digit in digits.inputs]
+    if inputs:
+        probabilities = iter(model.probabilities(torch.from_numpy(np.stack(inputs))))
+        for index, (result, digits) in enumerate(zip(results, found)):
+            if digits is None:
+                continue
+            result.update(answer([next(probabilities) for _ in digits.inputs], digits.boxes))
+            if options.show:
+                show(digits, result, pictures[index])
+                result["picture"] = str(pictures[index])
     print(json.dumps(results, indent=2) if options.json else "\n".join(map(format_line, results)), flush=True)
-    if len(readable) < len(results):
+    if any("error" in result for result in results):
         raise SystemExit(EXIT_USER_ERROR)
     return results
 

@@ -1,8 +1,13 @@
 """Tests of `python -m lightning_app.predict` and of the preprocessing of people's own digit images."""
 
 import json
+import os
 import re
 import shutil
+import struct
+import sys
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +82,12 @@ def test_an_off_centre_enlarged_digit_comes_back_centred_by_mass_in_a_20x20_box(
 def test_user_style_images_are_classified_like_the_original_digits(ckpt, held_out, tmp_path):
     digits, labels = held_out
     results = predict.main(["--ckpt_path", ckpt, *save_user_style(digits, tmp_path)])
-    predicted = np.array([result["digit"] for result in results])
+    # Read as numbers: a few MNIST digits carry a sliver of their neighbour in NIST's form, a second mark.
+    predicted = np.array([result["number"] for result in results])
     model = load_classifier(ckpt)
     on_originals = model.probabilities(torch.from_numpy(digits)).argmax(dim=1).numpy()
-    assert (predicted == labels).mean() >= 0.9
-    assert (predicted == on_originals).mean() >= 0.95
+    assert (predicted == labels.astype(str)).mean() >= 0.9
+    assert (predicted == on_originals.astype(str)).mean() >= 0.95
 
 
 def test_light_on_dark_and_greyscale_images_give_the_same_digit(ckpt, held_out, tmp_path):
@@ -105,20 +111,42 @@ def test_a_light_digit_on_a_dim_background_is_found(held_out, tmp_path):
     assert np.abs(load_digit(tmp_path / "dim.png").astype(int) - digit).mean() < 10
 
 
+def png_header(path: Path, width: int, height: int) -> None:
+    """Write the start of a PNG that declares width x height pixels: all that is read before it is refused."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey
+    rows = zlib.compress(b"\0" + b"\xff" * 1000)  # the first row's start; the rest is missing
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
 def test_bad_files_get_an_error_line_and_the_other_files_are_still_classified(ckpt, held_out, tmp_path, capsys):
     good, also_good = save_user_style(held_out[0][:2], tmp_path)
     (tmp_path / "x.png").write_text("I am a text file, not a picture\n")
     (tmp_path / "empty.png").touch()
     Image.new("RGB", (120, 80), "white").save(tmp_path / "blank.png")
+    (tmp_path / "folder.png").mkdir()
+    with open(tmp_path / "huge.jpg", "wb") as huge:
+        huge.truncate(60 * 2**20)  # sparse: no disk space, and never read
+    png_header(tmp_path / "144mp.png", 12_000, 12_000)
+    png_header(tmp_path / "400mp.png", 20_000, 20_000)
     bad = {
         "x.png": "not an image file",
         "empty.png": "the file is empty",
         "blank.png": "the image is blank",
         "missing.png": "No such file",
+        "folder.png": "it is a folder",
+        "huge.jpg": "the file is 60 MB, larger than a phone's photo can be (50 MB at most)",
+        "144mp.png": "the image is 12000 x 12000 pixels, more than a phone's photo has (120 megapixels at most)",
+        "400mp.png": "more than a phone's photo has",
     }
     files = [good, *(str(tmp_path / name) for name in bad), also_good]
-    with pytest.raises(SystemExit) as exit_info:
-        predict.main(["--ckpt_path", ckpt, *files])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # it must not reach the user
+        with pytest.raises(SystemExit) as exit_info:
+            predict.main(["--ckpt_path", ckpt, *files])
     assert exit_info.value.code == 2
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(files)
@@ -134,8 +162,13 @@ def test_json_output_lists_each_file_with_its_digit_or_its_error(ckpt, held_out,
     with pytest.raises(SystemExit):
         predict.main(["--ckpt_path", ckpt, "--json", good, missing])
     found, failed = json.loads(capsys.readouterr().out)
-    assert found.keys() == {"file", "digit", "probability", "runner_up", "runner_up_probability"}
+    fields = {"digit", "probability", "runner_up", "runner_up_probability"}
+    assert found.keys() == {"file", *fields, "number", "digits"}
     assert found["file"] == good and found["digit"] != found["runner_up"]
+    assert found["number"] == str(found["digit"]) and len(found["digits"]) == 1
+    assert found["digits"][0].keys() == {*fields, "box"} and all(
+        found["digits"][0][key] == found[key] for key in fields
+    )
     assert 0 <= found["runner_up_probability"] <= found["probability"] <= 1
     assert failed.keys() == {"file", "error"} and failed["file"] == missing
 
@@ -188,6 +221,21 @@ def test_a_bad_checkpoint_is_reported_in_one_line_without_a_traceback(kind, ckpt
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "bad.ckpt" in err and "Traceback" not in err
     assert not (tmp_path / "bad.ran").exists()
+
+
+@pytest.mark.subprocess
+@pytest.mark.skipif(sys.platform == "win32", reason="named pipes and /dev/zero are POSIX")
+def test_a_named_pipe_or_an_endless_device_is_refused_without_being_read(ckpt, held_out, tmp_path):
+    good = save_user_style(held_out[0][:1], tmp_path)[0]
+    os.mkfifo(tmp_path / "pipe.png")  # reading it would wait for a writer for good
+    (tmp_path / "zero.png").symlink_to("/dev/zero")  # reading it would fill the memory
+    files = ["pipe.png", "zero.png", good]
+    done = run_module("lightning_app.predict", ["--ckpt_path", ckpt, *files], tmp_path, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    pipe, zero, found = done.stdout.splitlines()
+    assert pipe == "pipe.png: error: it is a named pipe, not an image file"
+    assert zero == "zero.png: error: it is a character device, not an image file"
+    assert found.startswith(good) and RESULT_LINE.search(found)
 
 
 @pytest.mark.subprocess
