@@ -15,6 +15,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from lightning_app import checkpoints, runs
+from lightning_app.allocator import keep_freed_memory
 from lightning_app.checkpoint_io import AtomicCheckpointIO
 from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
@@ -123,6 +124,7 @@ class MNISTCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, save_config_callback=RunConfig, **kwargs: Any) -> None:
         quiet_lightning()
+        keep_freed_memory()
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
         try:
             super().__init__(
