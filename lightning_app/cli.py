@@ -1,12 +1,10 @@
 """The LightningCLI shared by the entry points: configs, callbacks, run folders, resuming, and errors as flags."""
 
-import copy
 import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 from jsonargparse import ArgumentError, Namespace
 from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningModule, Trainer
@@ -15,12 +13,13 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveCon
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from lightning_app import checkpoints, runs
-from lightning_app.allocator import keep_freed_memory
 from lightning_app.checkpoint_io import AtomicCheckpointIO
 from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
-from lightning_app.errors import UserError
+from lightning_app.errors import UserError, first_line
+from lightning_app.memory import tune_memory
 from lightning_app.module import MNISTClassifier
+from lightning_app.precision import check_precision, default_precision
 from lightning_app.resume import ExactResume, GracefulStop, LastCheckpoint
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -28,27 +27,6 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 # Lightning's bar redraws after every step by default, which costs about 0.5 ms a step on a CPU; ten times a second
 # is as smooth to the eye.
 PROGRESS_BAR_REFRESH_STEPS = 10
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware (x86 AVX512-BF16 or AMX, read from /proc/cpuinfo on Linux)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def default_precision(accelerator: str) -> str:
-    """bf16 mixed precision where the device computes in bf16 natively, else full 32-bit precision.
-
-    On CPUs without native bf16, autocast emulates it and runs slower than float32.
-    """
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
-    if accelerator in ("auto", "cpu"):
-        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-    return "32-true"
 
 
 def as_flag_error(err: ValueError, config: Namespace) -> UserError:
@@ -68,29 +46,6 @@ def as_flag_error(err: ValueError, config: Namespace) -> UserError:
         if len(candidates) == 1:
             message = f"--{candidates[0]}{message[len(name) :]}"
     return UserError(message)
-
-
-def first_line(err: BaseException) -> str:
-    """An exception's message, first line only, ending with a full stop."""
-    line = (str(err).strip().splitlines() or [type(err).__name__])[0].strip()
-    return line if line.endswith((".", "!", "?")) else f"{line}."
-
-
-def check_precision(trainer: Trainer, model: LightningModule) -> None:
-    """Run one step of a copy of the model on the Trainer's device and precision, so that a precision the device
-    cannot compute fails now with a clear error rather than as a traceback from the first batch."""
-    probe = copy.deepcopy(model).to(trainer.strategy.root_device)
-    try:
-        probe = trainer.precision_plugin.convert_module(probe)
-        with trainer.precision_plugin.forward_context():
-            output = probe(model.example_input_array.to(trainer.strategy.root_device))
-        output.float().sum().backward()
-    except (RuntimeError, TypeError, NotImplementedError) as err:
-        raise UserError(
-            f"--trainer.precision {trainer.precision} cannot run on this machine's {trainer.strategy.root_device.type} "
-            f"({first_line(err)}) Use --trainer.precision null to pick what the device computes natively, or "
-            f"32-true."
-        ) from None
 
 
 class RunConfig(SaveConfigCallback):
@@ -124,7 +79,7 @@ class MNISTCLI(LightningCLI):
 
     def __init__(self, args: list[str] | None = None, save_config_callback=RunConfig, **kwargs: Any) -> None:
         quiet_lightning()
-        keep_freed_memory()
+        tune_memory()
         default_configs = [str(DEFAULT_CONFIG)] if DEFAULT_CONFIG.is_file() else []
         try:
             super().__init__(

@@ -26,3 +26,9 @@ def report_user_errors(main: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(EXIT_USER_ERROR) from None
 
     return wrapper
+
+
+def first_line(err: BaseException) -> str:
+    """An exception's message, first line only, ending with a full stop."""
+    line = (str(err).strip().splitlines() or [type(err).__name__])[0].strip()
+    return line if line.endswith((".", "!", "?")) else f"{line}."
