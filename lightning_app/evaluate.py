@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from lightning_app.checkpoints import load_classifier
 from lightning_app.cli import MNISTCLI
-from lightning_app.ensemble import Ensemble
+from lightning_app.ensemble_module import Ensemble
 from lightning_app.errors import UserError, report_user_errors
 
 

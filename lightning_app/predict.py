@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from lightning_app import checkpoints, runs
-from lightning_app.ensemble import Ensemble
+from lightning_app.ensemble_module import Ensemble
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
 from lightning_app.images import Digits, load_digits
 

@@ -8,7 +8,7 @@ import torch
 from lightning_app import ensemble, evaluate
 from lightning_app.checkpoints import load_classifier
 from lightning_app.data import load_split
-from lightning_app.ensemble import Ensemble
+from lightning_app.ensemble_module import Ensemble
 
 
 def test_the_ensemble_command_trains_members_once_and_evaluates_them_together(fit_args, small_mnist, tmp_path, capsys):
