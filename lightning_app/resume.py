@@ -231,6 +231,14 @@ class GracefulStop(Callback):
             raise TrainingInterrupted(self.received, self.saved, trainer.global_step)
 
     def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        self._restore_handlers()
+
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        # Lightning skips the teardown hooks when fit ends in an exception (a pruned trial, a stop, an error):
+        # the handlers of a finished fit must not catch the signals meant for what runs next.
+        self._restore_handlers()
+
+    def _restore_handlers(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}

@@ -11,10 +11,12 @@ Trials are judged by validation only: the test set is never read during a search
 import argparse
 import contextlib
 import io
+import logging
 import math
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +26,7 @@ import yaml
 
 from lightning_app import runs
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.resume import TrainingInterrupted
+from lightning_app.resume import GracefulStop, TrainingInterrupted
 from lightning_app.search_space import Parameter, load
 
 PASSWORD_VARIABLE = "LIGHTNING_APP_STORAGE_PASSWORD"
@@ -137,9 +139,18 @@ class Objective:
         self.fit_args = fit_args
         self.parameters = parameters
         self.folder = folder
+        self.stopped: int | None = None  # the signal that ends the search, once one has arrived
+        self.study: Any = None
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """SIGTERM outside training: finish what is being done, then end the search (only flags are set here)."""
+        self.stopped = signum
+        if self.study is not None:
+            self.study.stop()
 
     def __call__(self, trial: Any) -> float:
         import optuna
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
 
         from lightning_app.console import EpochSummary
         from lightning_app.fit import FitCLI
@@ -160,7 +171,19 @@ class Objective:
             raise optuna.TrialPruned(f"fit refused these settings: {err}") from None
         if self.options.objective == "val_acc":
             cli.trainer.callbacks.append(OptunaPruning(trial, "val/acc"))
-        cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        if self.stopped is not None:  # the signal came while this trial was being set up
+            raise TrainingInterrupted(self.stopped, None, 0)
+        try:
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        except SIGTERMException:  # Lightning's own stop, for a SIGTERM in its sanity check or a validation
+            raise TrainingInterrupted(signal.SIGTERM, None, 0) from None
+        finally:
+            # A signal that fit received but did not stop on (it came during the final validation, or the trial was
+            # pruned first) still ends the search once this trial is recorded.
+            graceful = next(c for c in cli.trainer.callbacks if isinstance(c, GracefulStop))
+            if graceful.received is not None:
+                self.stopped = graceful.received
+                trial.study.stop()
         if "val/acc" not in cli.trainer.callback_metrics:
             raise optuna.TrialPruned("no validation ran (check --trainer.limit_val_batches)")
         accuracy = float(cli.trainer.callback_metrics["val/acc"])
@@ -169,8 +192,10 @@ class Objective:
         trial.set_user_attr("training_seconds", seconds)
         if self.options.objective == "val_acc":
             return accuracy
-        # Short of the target, a trial counts as slower in proportion: the search keeps a gradient towards it.
-        return seconds * (1 + 100 * max(0.0, self.options.target - accuracy))
+        # Optuna's constrained optimisation: a trial short of the target is infeasible, so it never ranks above one
+        # that reached it however fast it was, and the sampler learns where the target is reached.
+        trial.set_constraint("target", self.options.target - accuracy)
+        return seconds
 
 
 def progress(study: Any, trial: Any) -> None:
@@ -178,14 +203,28 @@ def progress(study: Any, trial: Any) -> None:
     settings = ", ".join(f"{key.split('.')[-1]}={format_value(value)}" for key, value in trial.params.items())
     if trial.state.name == "COMPLETE":
         accuracy, seconds = trial.user_attrs.get("val_acc", math.nan), trial.user_attrs.get("training_seconds", 0.0)
-        best = study.best_trial
+        best = best_trial(study)
         print(
-            f"trial {trial.number}: val acc {accuracy:.2%} in {seconds:.1f} s of training (value {trial.value:.4g}; "
-            f"best so far trial {best.number}, {best.value:.4g})  {settings}",
+            f"trial {trial.number}: val acc {accuracy:.2%} in {seconds:.1f} s of training"
+            f"{'' if feasible(trial) else ' (short of the target)'}; best so far "
+            f"{f'trial {best.number} ({best.value:.4g})' if best else 'none'}  {settings}",
             flush=True,
         )
     else:
         print(f"trial {trial.number}: {trial.state.name.lower()}  {settings}", flush=True)
+
+
+def feasible(trial: Any) -> bool:
+    """Whether a trial met its constraints (for time_to_target: reached the target on validation)."""
+    return all(value <= 0 for value in trial.constraints.values())
+
+
+def best_trial(study: Any) -> Any:
+    """The study's best trial that met its constraints, or None while there is none."""
+    try:
+        return study.best_trial
+    except ValueError:  # no trial completed, or none reached the target
+        return None
 
 
 def format_value(value: Any) -> str:
@@ -207,7 +246,8 @@ def summarize(study: Any, folder: Path, fit_config_defaults: dict) -> None:
     )
     if not done:
         return
-    ranked = sorted(done, key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")[:TOP]
+    sign = -1 if study.direction.name == "MAXIMIZE" else 1
+    ranked = sorted(done, key=lambda t: (not feasible(t), sign * t.value))[:TOP]
     keys = list(ranked[0].params)
     rows = [["trial", "value", "val acc", "train s", *(key.split(".")[-1] for key in keys)]]
     for trial in ranked:
@@ -215,7 +255,7 @@ def summarize(study: Any, folder: Path, fit_config_defaults: dict) -> None:
             [
                 str(trial.number),
                 f"{trial.value:.4g}",
-                f"{trial.user_attrs.get('val_acc', math.nan):.2%}",
+                f"{trial.user_attrs.get('val_acc', math.nan):.2%}{'' if feasible(trial) else ' (short)'}",
                 f"{trial.user_attrs.get('training_seconds', math.nan):.1f}",
                 *(format_value(trial.params.get(key)) for key in keys),
             ]
@@ -224,13 +264,19 @@ def summarize(study: Any, folder: Path, fit_config_defaults: dict) -> None:
     print(f"the {len(ranked)} best trials:")
     for row in rows:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
-    best = study.best_trial
-    config_file = folder / f"trial_{best.number}" / runs.CONFIG
-    if config_file.is_file():
+    best = best_trial(study)
+    if best is None:
+        print(
+            "No trial reached the target on validation, so no best.yaml was written: lower --target, or widen the "
+            "search space (more epochs, wider networks)."
+        )
+    config_file = folder / f"trial_{best.number}" / runs.CONFIG if best else None
+    if config_file and config_file.is_file():
         config = yaml.safe_load(config_file.read_text())
         # What fit writes by default, so that `fit --config best.yaml` makes an ordinary run folder of its own.
         config["trainer"]["logger"] = fit_config_defaults["trainer"]["logger"]
-        config["trainer"]["enable_progress_bar"] = fit_config_defaults["trainer"]["enable_progress_bar"]
+        for key in ("enable_progress_bar", "enable_model_summary"):
+            config["trainer"][key] = fit_config_defaults["trainer"][key]
         config["data"]["test_every_epoch"] = fit_config_defaults["data"]["test_every_epoch"]
         best_yaml = folder / "best.yaml"
         header = (
@@ -249,7 +295,7 @@ def summarize(study: Any, folder: Path, fit_config_defaults: dict) -> None:
         from optuna.visualization import matplotlib as optuna_plots
 
         plots["optimization_history"] = optuna_plots.plot_optimization_history(study)
-        if len(done) > 1 and study.best_trial.params:
+        if len(done) > 1 and best and best.params:
             with contextlib.suppress(RuntimeError, ValueError):  # too few distinct trials to rank the settings
                 plots["param_importances"] = optuna_plots.plot_param_importances(study)
     for name, axes in plots.items():
@@ -300,23 +346,41 @@ def main(args: list[str] | None = None) -> Any:
         )
     print(f"study {options.study_name} in {masked(url)}: {len(study.trials)} trials so far, run folders in {folder}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line below says what Optuna would
+    for handler in logging.getLogger("optuna").handlers:
+        handler.addFilter(quiet_interruptions)
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     callbacks = [optuna.study.MaxTrialsCallback(options.n_trials, states=states), progress]
     stopped = None
+    objective = Objective(options, fit_args, parameters, folder)
+    objective.study = study
+    # Between trials SIGTERM ends the search as Ctrl-C does; during training fit's graceful stop takes over.
+    previous = signal.signal(signal.SIGTERM, objective.on_signal) if is_main_thread() else None
     try:
         if sum(t.state in states for t in study.get_trials(deepcopy=False)) < options.n_trials:
-            study.optimize(
-                Objective(options, fit_args, parameters, folder), timeout=options.timeout, callbacks=callbacks
-            )
+            study.optimize(objective, timeout=options.timeout, callbacks=callbacks)
     except KeyboardInterrupt:
         stopped = signal.SIGINT
     except TrainingInterrupted as stop:  # fit's graceful stop on Ctrl-C or SIGTERM ends the search too
         stopped = stop.signum
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    stopped = stopped or objective.stopped
     summarize(study, folder, config)
     if stopped is not None:
         print(f"Search stopped by {signal.Signals(stopped).name}; the same command continues it.", file=sys.stderr)
         raise SystemExit(128 + stopped)
     return study
+
+
+def quiet_interruptions(record: logging.LogRecord) -> bool:
+    """Leave out Optuna's report, traceback and all, of a trial cut short by Ctrl-C or SIGTERM: the search says so."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+
+
+def is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def storage_problem(url: str, err: BaseException) -> str:

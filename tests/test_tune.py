@@ -53,8 +53,14 @@ def search_args(small_mnist, tmp_path, space, *extra: str) -> list[str]:
 
 
 def finished(database) -> list[tuple[int, str]]:
-    with sqlite3.connect(database) as connection:
-        return connection.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    """The study's trials and their states; none while the search is still creating its database."""
+    if not database.is_file():
+        return []
+    try:
+        with sqlite3.connect(database) as connection:
+            return connection.execute("SELECT number, state FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError:  # the tables are not there yet
+        return []
 
 
 def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_test_set(
@@ -82,9 +88,27 @@ def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_te
     monkeypatch.setattr(data, "load_split", read)
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["trainer"]["logger"]["init_args"].get("version") is None
+    assert best["data"]["test_every_epoch"] is True  # the search's own setting for its trials is not kept
     cli = fit.FitCLI(args=["--config", str(folder / "best.yaml"), f"--trainer.logger.init_args.save_dir={tmp_path}"])
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert float(cli.trainer.callback_metrics["val/acc"]) == pytest.approx(study.best_trial.user_attrs["val_acc"])
+
+
+def test_time_to_target_ranks_only_trials_that_reached_the_target_on_validation(small_mnist, tmp_path, space, capsys):
+    target = ["--objective", "time_to_target", "--n_trials", "3"]
+    study = tune.main(search_args(small_mnist, tmp_path, space, *target, "--target", "1.01", "--study_name", "out"))
+    assert all(trial.state.name == "COMPLETE" for trial in study.trials)
+    out = capsys.readouterr().out
+    assert "No trial reached the target on validation" in out and out.count("(short of the target)") == 3
+    assert not (tmp_path / "tune" / "out" / "best.yaml").exists()
+
+    accuracies = [trial.user_attrs["val_acc"] for trial in study.trials]
+    middle = sorted(accuracies)[1]  # the trials below it fall short of this target, however fast they trained
+    study = tune.main(search_args(small_mnist, tmp_path, space, *target, "--target", str(middle), "--seed", "0"))
+    reached = [trial for trial in study.trials if trial.user_attrs["val_acc"] >= middle]
+    assert study.best_trial in reached
+    assert study.best_trial.value == min(trial.user_attrs["training_seconds"] for trial in reached)
+    assert f"# The best trial ({study.best_trial.number})" in (tmp_path / "tune" / "search" / "best.yaml").read_text()
 
 
 @pytest.mark.subprocess
@@ -100,7 +124,7 @@ def test_a_search_killed_with_sigkill_continues_with_the_same_command(small_mnis
     database = tmp_path / "tune" / "search" / "study.db"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        if database.is_file() and sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= 2:
+        if sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= 2:
             break
         time.sleep(0.3)
     process.send_signal(signal.SIGKILL)
@@ -113,6 +137,34 @@ def test_a_search_killed_with_sigkill_continues_with_the_same_command(small_mnis
     after = finished(database)
     assert all(trial in after for trial in before)  # the finished trials are kept as they were
     assert sum(state in ("COMPLETE", "PRUNED") for _, state in after) == 5
+
+
+@pytest.mark.subprocess
+@pytest.mark.parametrize("after_trials", [1, 2])
+def test_sigterm_ends_a_search_with_its_summary_whatever_it_was_doing(small_mnist, tmp_path, space, after_trials):
+    command = [
+        sys.executable,
+        "-m",
+        "lightning_app.tune",
+        *search_args(small_mnist, tmp_path, space, "--n_trials", "50"),
+    ]
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    database = tmp_path / "tune" / "search" / "study.db"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= after_trials:
+            break
+        time.sleep(0.2)
+    time.sleep(0.5 * after_trials)  # into training, validation or the start of the next trial
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert "Search stopped by SIGTERM; the same command continues it." in err and "Traceback" not in err
+    assert "best trials" in out and (tmp_path / "tune" / "search" / "best.yaml").is_file()
+    assert sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) < 50
 
 
 @pytest.mark.subprocess
