@@ -257,6 +257,7 @@ def run_fit(options, config: list[str], seed: int) -> dict:
     phases = {
         "imports and config": marks["built"] - start,
         "data and setup": marks["fit_start"] - marks["built"],
+        "before training (sanity check, model summary)": marks["train_start"] - marks["fit_start"],
         "training (with its evaluation)": marks["train_end"] - marks["train_start"],
         "final test": marks["test_end"] - marks["test_start"] if tested else 0.0,
         "the rest (checkpoint test, figures, exit)": end - (marks["test_end"] if tested else marks["train_end"]),
