@@ -13,8 +13,8 @@ def uniform(n: int, *size: int, device: torch.device) -> Tensor:
     return torch.rand(n, *size, device=device).mul_(2).sub_(1)
 
 
-def random_affine(images: Tensor, shift: float, rotation: float, scale: float) -> Tensor:
-    """Shift (pixels), rotate (degrees) and scale (fraction) each image of a float (N, 1, H, W) batch at random."""
+def random_affine_grid(images: Tensor, shift: float, rotation: float, scale: float) -> Tensor:
+    """Sampling grid of a random shift (pixels), rotation (degrees) and scaling (fraction) of each image."""
     n, _, height, width = images.shape
     angle = uniform(n, device=images.device) * math.radians(rotation)
     zoom = 1 + uniform(n, device=images.device) * scale
@@ -22,7 +22,12 @@ def random_affine(images: Tensor, shift: float, rotation: float, scale: float) -
     # affine_grid maps output to input coordinates, so the inverse transform goes into theta.
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.affine_grid(theta, list(images.shape), align_corners=False)
+
+
+def random_affine(images: Tensor, shift: float, rotation: float, scale: float) -> Tensor:
+    """Shift (pixels), rotate (degrees) and scale (fraction) each image of a float (N, 1, H, W) batch at random."""
+    grid = random_affine_grid(images, shift, rotation, scale)
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
@@ -48,12 +53,7 @@ def random_distortion(
     if elastic <= 0:
         return random_affine(images, shift, rotation, scale)
     n, _, height, width = images.shape
-    angle = uniform(n, device=images.device) * math.radians(rotation)
-    zoom = 1 + uniform(n, device=images.device) * scale
-    offset = uniform(n, 2, device=images.device) * shift * 2 / torch.tensor([width, height], device=images.device)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = random_affine_grid(images, shift, rotation, scale)
     field = smooth(uniform(n, 2, height, width, device=images.device), elastic_sigma) * elastic
     # Pixels to grid_sample's [-1, 1] coordinates; the field is (x, y) in its two channels.
     field = field * (2 / torch.tensor([width, height], device=images.device)).view(1, 2, 1, 1)

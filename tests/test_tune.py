@@ -63,6 +63,15 @@ def finished(database) -> list[tuple[int, str]]:
         return []
 
 
+def wait_for_trials(database, count: int, process: subprocess.Popen) -> None:
+    """Wait until the search running in ``process`` has finished ``count`` trials (or has ended)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= count:
+            return
+        time.sleep(0.2)
+
+
 def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_test_set(
     small_mnist, tmp_path, space, monkeypatch, capsys
 ):
@@ -122,11 +131,7 @@ def test_a_search_killed_with_sigkill_continues_with_the_same_command(small_mnis
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     database = tmp_path / "tune" / "search" / "study.db"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= 2:
-            break
-        time.sleep(0.3)
+    wait_for_trials(database, 2, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = [(number, state) for number, state in finished(database) if state in ("COMPLETE", "PRUNED")]
@@ -153,11 +158,7 @@ def test_sigterm_ends_a_search_with_its_summary_whatever_it_was_doing(small_mnis
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     database = tmp_path / "tune" / "search" / "study.db"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if sum(state in ("COMPLETE", "PRUNED") for _, state in finished(database)) >= after_trials:
-            break
-        time.sleep(0.2)
+    wait_for_trials(database, after_trials, process)
     time.sleep(0.5 * after_trials)  # into training, validation or the start of the next trial
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
