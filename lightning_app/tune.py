@@ -353,7 +353,7 @@ def main(args: list[str] | None = None) -> Any:
     stopped = None
     objective = Objective(options, fit_args, parameters, folder)
     objective.study = study
-    # Between trials SIGTERM ends the search as Ctrl-C does; during training fit's graceful stop takes over.
+    # SIGTERM outside training ends the search once the trial in hand is recorded; in training, fit's graceful stop.
     previous = signal.signal(signal.SIGTERM, objective.on_signal) if is_main_thread() else None
     try:
         if sum(t.state in states for t in study.get_trials(deepcopy=False)) < options.n_trials:
