@@ -110,7 +110,7 @@ def masked(url: str) -> str:
 def open_storage(url: str):
     """Optuna's storage in the database at ``url``, with heartbeats so that a killed process's trial is retried."""
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     for attempt in range(STORAGE_ATTEMPTS):
         try:
@@ -124,9 +124,11 @@ def open_storage(url: str):
                     heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                 )
         except SQLAlchemyError as err:
-            # Two commands starting a new study at once both create its tables; the later one fails with
-            # "table ... already exists" and finds them complete a moment later.
-            if "already exists" not in str(err) or attempt == STORAGE_ATTEMPTS - 1:
+            # Two commands starting a new study at once both create its tables: the later one fails with "table ...
+            # already exists", or on the schema's version row ("UNIQUE constraint failed: alembic_version"), and
+            # finds them complete a moment later.
+            racing = isinstance(err, IntegrityError) or "already exists" in str(err)
+            if not racing or attempt == STORAGE_ATTEMPTS - 1:
                 raise
             time.sleep(1.0)
 
