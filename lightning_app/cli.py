@@ -41,7 +41,11 @@ def as_flag_error(err: ValueError, config: Namespace) -> UserError:
     match = re.match(r"([A-Za-z_][\w.]*)", message)
     if match:
         name = match.group(1)
-        flags = sorted({key.replace(".init_args.", ".") for key in config.keys()})  # noqa: SIM118 - a Namespace iterates values
+        keys = [key.replace(".init_args.", ".") for key in config.keys()]  # noqa: SIM118 - a Namespace iterates values
+        # A class chosen by class_path (the network) is a group of keys: its own flag is their prefix.
+        flags = sorted(
+            {".".join(parts[:end]) for parts in (key.split(".") for key in keys) for end in range(1, len(parts) + 1)}
+        )
         candidates = [flag for flag in flags if flag == name or flag.endswith(f".{name}")]
         if len(candidates) == 1:
             message = f"--{candidates[0]}{message[len(name) :]}"

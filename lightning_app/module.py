@@ -50,6 +50,30 @@ def check_optimizer(factory: OptimizerFactory) -> None:
         raise ValueError(f"optimizer cannot be built with its settings: {err}") from None
 
 
+def check_network(network: nn.Module) -> None:
+    """Run two blank digits through the network, so that one that does not fit MNIST fails now, saying why."""
+    name = type(network).__name__
+    training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            logits = network(normalize(torch.zeros(2, 28, 28, dtype=torch.uint8)))
+    except Exception as err:  # whatever a user's network raises, its message says what did not fit
+        reason = (str(err).strip().splitlines() or [""])[0].rstrip(".")
+        raise ValueError(
+            f"network {name} cannot take MNIST images, normalised tensors of shape (N, 1, 28, 28): "
+            f"{type(err).__name__}: {reason}."
+        ) from None
+    finally:
+        network.train(training)
+    shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+    if shape != (2, NUM_CLASSES):
+        raise ValueError(
+            f"network {name} must return {NUM_CLASSES} logits per image, a tensor of shape (N, {NUM_CLASSES}); for "
+            f"2 images it returned {shape}."
+        )
+
+
 def takes_total_steps(factory: Callable) -> bool:
     """Whether a learning-rate schedule is sized in optimizer steps (``total_steps``, as OneCycleLR is)."""
     if "total_steps" in (getattr(factory, "keywords", None) or {}):
@@ -101,6 +125,7 @@ class MNISTClassifier(pl.LightningModule):
             # takes it again as network=... (a network chosen by class_path in a config is saved as that config).
             del self.hparams["network"]
         self.network = network if network is not None else MNISTCNN()
+        check_network(self.network)
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

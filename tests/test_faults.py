@@ -173,3 +173,40 @@ def test_disk_full_during_a_checkpoint_save_keeps_the_previous_one(saved, tmp_pa
     assert "No space left on device" in line and "intact" in line
     assert not [p for p in checkpoints.iterdir() if p.name.endswith(".tmp")]
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 3 * STEPS_PER_EPOCH
+
+
+WRONG_NETWORKS = """
+from torch import nn
+
+
+class FiveClasses(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 5))
+
+    def forward(self, images):
+        return self.layers(images)
+
+
+class ColourImages(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Conv2d(3, 4, 5), nn.Flatten(), nn.LazyLinear(10))
+
+    def forward(self, images):
+        return self.layers(images)
+"""
+
+
+@pytest.mark.parametrize(
+    "network, expected",
+    [
+        ("FiveClasses", "--model.network FiveClasses must return 10 logits per image"),
+        ("ColourImages", "--model.network ColourImages cannot take MNIST images"),
+    ],
+)
+def test_a_network_that_does_not_fit_mnist(saved, tmp_path, monkeypatch, capsys, network, expected):
+    (tmp_path / "wrong_networks.py").write_text(WRONG_NETWORKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    logs, args = saved
+    assert expected in fails_cleanly([*args, f"--model.network=wrong_networks.{network}"], logs, capsys)
