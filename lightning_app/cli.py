@@ -72,6 +72,8 @@ class RunConfig(SaveConfigCallback):
 class MNISTCLI(LightningCLI):
     """LightningCLI for this project: configs/default.yaml is read first, and --ckpt_path selects a checkpoint."""
 
+    # The command as a user types it, for the usage line.
+    program: ClassVar[str] = "python -m lightning_app.fit"
     # Trainer arguments that this entry point fixes whatever the config says (evaluation writes no run folder).
     trainer_overrides: ClassVar[dict[str, Any]] = {}
     # Whether --ckpt_path continues training (and so needs the optimizer and loop state) or only evaluates.
@@ -94,7 +96,7 @@ class MNISTCLI(LightningCLI):
                     "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
                     "callbacks": [EpochSummary(), ExactResume(), GracefulStop(), *(c() for c in self.extra_callbacks)],
                 },
-                parser_kwargs={"default_config_files": default_configs, "exit_on_error": False},
+                parser_kwargs={"prog": self.program, "default_config_files": default_configs, "exit_on_error": False},
                 auto_configure_optimizers=False,
                 args=args,
                 run=False,

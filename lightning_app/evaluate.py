@@ -14,6 +14,7 @@ from lightning_app.errors import UserError, report_user_errors
 class EvaluateCLI(MNISTCLI):
     """The training CLI's options and config files, with a Trainer that only tests and writes no run folder."""
 
+    program: ClassVar[str] = "python -m lightning_app.evaluate"
     trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
     several_checkpoints = True

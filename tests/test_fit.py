@@ -106,6 +106,15 @@ def test_cli_prints_the_write_ups_defaults(tmp_path):
 
 
 @pytest.mark.subprocess
+@pytest.mark.parametrize("command", ["fit", "evaluate"])
+def test_help_names_the_command_as_it_is_typed(command, tmp_path):
+    done = run_module(f"lightning_app.{command}", ["--help"], tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m lightning_app.{command} "), done.stdout[
+        :200
+    ]
+
+
+@pytest.mark.subprocess
 def test_cli_trains_and_prints_a_summary_line_per_epoch(fit_args, tmp_path):
     done = run_module(
         "lightning_app.fit",
