@@ -10,13 +10,14 @@ from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher  # exported in the package's __all__
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from lightning_app import checkpoints, runs
 from lightning_app.checkpoint_io import AtomicCheckpointIO
 from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
-from lightning_app.errors import UserError, first_line
+from lightning_app.errors import UserError, lightning_refusal
 from lightning_app.memory import tune_memory
 from lightning_app.module import MNISTClassifier
 from lightning_app.precision import check_precision, default_precision
@@ -138,10 +139,18 @@ class MNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer
-        if trainer.max_epochs is not None and trainer.max_epochs < 0:
+        if trainer.max_epochs is not None and trainer.max_epochs < -1:
             raise UserError(
-                f"--trainer.max_epochs must be 0 or more (got {trainer.max_epochs}); the write-up trains 10."
+                f"--trainer.max_epochs must be 0 or more, or -1 for no limit (got {trainer.max_epochs}); the "
+                f"write-up trains 10."
             )
+        if trainer.barebones:
+            # Lightning's barebones mode turns off all that costs speed and refuses each of them when asked for: the
+            # project's defaults give way. Nothing is written, not even the config.
+            for key in ("logger", "enable_checkpointing", "enable_progress_bar", "enable_model_summary"):
+                trainer[key] = False
+            trainer.num_sanity_val_steps = trainer.log_every_n_steps = 0
+            self.save_config_callback = None
         self._check_logs_writable(self.config)
         if trainer.precision is None:
             trainer.precision = default_precision(str(trainer.accelerator))
@@ -193,13 +202,33 @@ class MNISTCLI(LightningCLI):
         try:
             trainer = self._instantiate_trainer(config, callbacks)
         except (MisconfigurationException, ModuleNotFoundError, ValueError, RuntimeError) as err:
+            advice = (
+                "Change the setting it names; for devices, check --trainer.accelerator, --trainer.devices, "
+                "--trainer.strategy and --trainer.precision against what this machine has (--trainer.accelerator auto "
+                "and --trainer.precision null pick what is there)."
+            )
+            raise UserError(lightning_refusal(err, advice)) from None
+        if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+            strategy = self.config.trainer.strategy
+            name = strategy if isinstance(strategy, str) else type(trainer.strategy).__name__
             raise UserError(
-                f"The Trainer cannot run with these settings on this machine: {first_line(err)} Check "
-                f"--trainer.accelerator, --trainer.devices, --trainer.strategy and --trainer.precision against what "
-                f"this machine has (--trainer.accelerator auto and --trainer.precision null pick what is there)."
-            ) from None
+                f"--trainer.strategy {name} trains in processes started from this one, which "
+                f"hand back only the weights when they end: the run's checkpoint records, figures and summary would be "
+                f"lost with them. Use --trainer.strategy ddp, the same data-parallel training in processes of their "
+                f"own (Lightning's recommended way)."
+            )
         check_precision(trainer, self.model)
         return trainer
+
+    @property
+    def best_checkpoint(self) -> ModelCheckpoint | None:
+        """The callback that keeps the run's best checkpoint (``--checkpoint.*``), if checkpointing is on.
+
+        Not ``trainer.checkpoint_callback``, which is whichever checkpoint callback comes first: a user may add their
+        own, monitoring something else.
+        """
+        callback = self._get(self.config_init, "checkpoint")
+        return callback if any(callback is other for other in self.trainer.checkpoint_callbacks) else None
 
     def _resolve_ckpt_path(self, config: Namespace) -> str | None:
         """Turn --ckpt_path into a file (``ckpt_paths`` for several), and point the logger at the run folder that the

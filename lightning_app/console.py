@@ -92,5 +92,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
     # The entry points' main(args) hand LightningCLI their arguments on purpose (tests, tune, ensemble).
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
+    # Barebones mode turns logging off on purpose, and says so when it starts.
+    warnings.filterwarnings("ignore", message=r"You are trying to `self\.log\(\)` but `Trainer\(barebones=True\)`")
     # The summary sizes the parameters as float32, which they are under mixed precision.
     warnings.filterwarnings("ignore", message=r"Precision (bf)?16-mixed is not supported by the model summary")

@@ -23,6 +23,7 @@ from torch import Tensor
 from lightning_app import runs
 from lightning_app.console import say
 from lightning_app.plots import FIGURES, LOG, PAYLOAD
+from lightning_app.weights import fingerprint
 
 TEST_LOADER = 1  # the data module's second validation loader during fit is the test set
 METRICS = tuple(f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc"))
@@ -44,7 +45,8 @@ class RunFigures(Callback):
         self._evaluated: dict[str, float] = {}
         self._batches: list[tuple[Tensor, Tensor, Tensor]] = []
         self._predictions: tuple[Tensor, Tensor, Tensor] | None = None
-        self._predictions_step = -1
+        self._predictions_weights: Tensor | None = None
+        self._final_weights: Tensor | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -92,12 +94,20 @@ class RunFigures(Callback):
         if trainer.world_size > 1:
             parts = [gather_unequal(trainer, part) for part in parts]
         self._predictions = tuple(parts)
-        self._predictions_step = trainer.global_step
+        self._predictions_weights = fingerprint(trainer.lightning_module)
 
     @property
     def has_final_predictions(self) -> bool:
-        """Whether the last evaluation of the test set used the final weights (so no test pass is needed to draw)."""
-        return self._predictions is not None and self._predictions_step == self._final_step
+        """Whether the last evaluation of the test set used the final weights (so no test pass is needed to draw).
+
+        Compared by the weights themselves, not the step: a callback may change them after the last evaluation
+        (StochasticWeightAveraging puts in the averaged weights when training ends, ModelPruning prunes).
+        """
+        return (
+            self._predictions is not None
+            and self._final_weights is not None
+            and torch.equal(self._predictions_weights, self._final_weights)
+        )
 
     # ---- drawing ----
 
@@ -106,7 +116,7 @@ class RunFigures(Callback):
             self._finish_collecting(trainer)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._final_step = trainer.global_step
+        self._final_weights = fingerprint(pl_module)
         if self.has_final_predictions:
             self._draw(trainer)
 
@@ -117,10 +127,8 @@ class RunFigures(Callback):
         if not self.drawn and self._predictions is not None:
             self._draw(trainer)
 
-    _final_step = -2
-
     def _draw(self, trainer: "pl.Trainer") -> None:
-        if trainer.fast_dev_run:  # a dry run writes nothing, as Lightning's loggers and checkpoints do
+        if trainer.fast_dev_run or trainer.barebones:  # runs that write nothing, as Lightning's loggers do then
             return
         folder = runs.run_dir(trainer)  # collective under DDP
         if not trainer.is_global_zero:

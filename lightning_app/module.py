@@ -175,16 +175,22 @@ class MNISTClassifier(pl.LightningModule):
         self.train_acc.update(logits.detach(), labels)
         if (self.global_step + 1) % max(self.trainer.log_every_n_steps, 1) == 0:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=len(labels))
-        if self.trainer.is_last_batch:
-            # Logged before the epoch's validation, so that the epoch's figures are complete when callbacks read them.
-            self._log_train_figures()
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # Logged before the epoch's validation and before the callbacks' epoch end, so that the epoch's figures are
+        # complete when they read them; also in an epoch cut short by max_steps, or by a callback that has just
+        # asked to stop (the callbacks' hooks run before this one).
+        trainer = self.trainer
+        ends = trainer.is_last_batch or trainer.should_stop or 0 <= trainer.max_steps <= self.global_step
+        if ends and not self._train_figures_logged:
+            self._log_train_figures()
 
     def on_train_epoch_start(self) -> None:
         self._train_figures_logged = False
 
     def on_train_epoch_end(self) -> None:
-        # An epoch cut short (max_steps, max_time, a stopping callback) has no last batch: log its figures here.
+        # An epoch ended otherwise (a signal, a limit met between batches): log its figures here, late as it is.
         if not self._train_figures_logged and self.train_acc.update_count:
             self._log_train_figures()
         if self.train_loss.update_count and not torch.isfinite(loss := self.train_loss.compute()):

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_app import runs
 from lightning_app.errors import UserError
+from lightning_app.weights import fingerprint
 
 
 class ResumableSampler(DistributedSampler):
@@ -150,14 +151,27 @@ class LastCheckpoint(ModelCheckpoint):
             filename=filename, monitor=None, save_top_k=1, enable_version_counter=enable_version_counter, **kwargs
         )
 
+    _saved_weights: torch.Tensor | None = None
+
+    def _save_checkpoint(self, trainer: "pl.Trainer", filepath: str) -> None:
+        # Every save of this callback goes through here (as in Lightning's own subclasses of ModelCheckpoint).
+        super()._save_checkpoint(trainer, filepath)
+        self._saved_weights = fingerprint(trainer.lightning_module)
+
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        """Save the final state unless the last scheduled save already holds it (or this is a dry run)."""
+        """Save the final state unless the last scheduled save already holds it (or this is a dry run).
+
+        The last save may be of this step and still not hold it: a callback may have changed the weights since
+        (StochasticWeightAveraging puts in the averaged weights when training ends; checkpoint callbacks run last).
+        """
         super().on_train_end(trainer, pl_module)
         if trainer.fast_dev_run or not self.dirpath:
             return
-        if self._last_global_step_saved != trainer.global_step:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}", weights_only=False)
-            self._last_global_step_saved = trainer.global_step
+        saved, current = self._saved_weights, fingerprint(pl_module)
+        if self._last_global_step_saved == trainer.global_step and saved is not None and torch.equal(saved, current):
+            return
+        trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}", weights_only=False)
+        self._last_global_step_saved, self._saved_weights = trainer.global_step, current
 
 
 class TrainingInterrupted(Exception):

@@ -2,14 +2,16 @@
 the one-paragraph error."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lightning_app import evaluate
 from lightning_app.fit import main
 
-from conftest import STEPS_PER_EPOCH
+from conftest import STEPS_PER_EPOCH, fit_options, weights
 
 EARLY_STOP = {
     "class_path": "pytorch_lightning.callbacks.EarlyStopping",
@@ -53,6 +55,10 @@ FLAGS = {
         lambda run: last_step(run) == STEPS_PER_EPOCH,
     ),
     "deterministic": (["--trainer.deterministic=true"], lambda run: last_step(run) == 2 * STEPS_PER_EPOCH),
+    "max_epochs -1 (no limit) with max_steps": (
+        ["--trainer.max_epochs=-1", "--trainer.max_steps=40"],
+        lambda run: last_step(run) == 40,
+    ),
     **{
         f"precision {precision}": (
             [f"--trainer.precision={precision}", "--trainer.max_epochs=1", "--trainer.limit_train_batches=5"],
@@ -87,6 +93,9 @@ def test_without_a_logger_the_run_folder_is_the_trainers_root_folder(fit_args, t
         (["--trainer.accelerator=tpu"], "torch_xla"),
         (["--trainer.strategy=deepspeed"], "DeepSpeed"),
         (["--trainer.precision=16-true", "--trainer.limit_train_batches=10"], "training loss is nan"),
+        # Refused by Lightning once running: 500 validation images make one batch, and half a batch is none.
+        (["--trainer.limit_val_batches=0.5"], "--trainer.limit_val_batches"),
+        (["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"], "strategy ddp_spawn"),
     ],
 )
 def test_an_impossible_request_is_a_one_paragraph_error(options, expected, fit_args, tmp_path, capsys):
@@ -96,3 +105,48 @@ def test_an_impossible_request_is_a_one_paragraph_error(options, expected, fit_a
     err = capsys.readouterr().err
     [line] = [line for line in err.splitlines() if line.startswith("error:")]
     assert expected in line and "--trainer." in line and "Traceback" not in err
+
+
+def test_an_epoch_cut_short_shows_its_training_figures(fit_args, capsys):
+    main(fit_args("--trainer.max_epochs=-1", "--trainer.max_steps=20"))
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch 1 ")]
+    assert "train loss" in line and "train/" not in line, line
+
+
+def test_barebones_mode_trains_and_writes_nothing(fit_args, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # without a logger, Lightning's root folder is the working folder
+    assert main(fit_args("--trainer.max_epochs=1", "--trainer.barebones=true")) == {}
+    assert "trained to epoch 1, step 35" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_best_checkpoint_is_the_projects_whatever_checkpoints_a_user_adds(fit_args, tmp_path, capsys):
+    by_loss = {
+        "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        "init_args": {"monitor": "val/loss", "filename": "by-loss-{epoch}"},
+    }
+    result = main(fit_args("--trainer.max_epochs=2", f"--trainer.callbacks+={json.dumps(by_loss)}"))
+    assert Path(result["best_ckpt"]).name.startswith("best-epoch=")
+    [line] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Best by")]
+    assert line.startswith("Best by val/acc ") and "%:" in line, line
+
+
+def test_a_callback_that_changes_the_weights_at_the_end_gets_its_final_model_tested_and_saved(
+    fit_args, small_mnist, tmp_path
+):
+    average = {
+        "class_path": "pytorch_lightning.callbacks.StochasticWeightAveraging",
+        "init_args": {"swa_lrs": 0.001, "swa_epoch_start": 1},
+    }
+    every_epoch = {
+        "class_path": "pytorch_lightning.callbacks.ModelCheckpoint",
+        "init_args": {"save_top_k": -1, "filename": "every-{epoch}"},
+    }
+    options = [f"--trainer.callbacks+={json.dumps(average)}", f"--trainer.callbacks+={json.dumps(every_epoch)}"]
+    result = main(fit_args("--trainer.max_epochs=3", *options))
+    checkpoints = tmp_path / "logs" / "mnist" / "version_0" / "checkpoints"
+    # The averaged weights replace the trained ones when training ends, after the last epoch's evaluation.
+    averaged, trained = weights(checkpoints / "last.ckpt"), weights(checkpoints / "every-epoch=2.ckpt")
+    assert any(not torch.equal(averaged[name], trained[name]) for name in averaged)
+    evaluated = evaluate.main([*fit_options(small_mnist, tmp_path / "logs"), "--ckpt_path=last"])
+    assert evaluated["test_acc"] == pytest.approx(result["final_test_acc"], abs=1e-6)
