@@ -52,7 +52,11 @@ def parse_args(args: list[str] | None) -> argparse.Namespace:
         help="Write, for each image, DIR/<name>-seen.png: the photo with the boxes of the digits found, and the "
         "28x28 inputs the model received with its answers.",
     )
-    parser.add_argument("images", nargs="+", help="Image files, each showing one digit or a number (PNG, JPEG, ...).")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        help="Image files, each showing one digit or a number (PNG, JPEG, ...), or folders of them.",
+    )
     return parser.parse_args(args)
 
 
@@ -130,6 +134,26 @@ def show(digits: Digits, result: dict, path: Path) -> None:
         raise UserError(f"cannot write {path} for --show: {err.strerror or err}") from None
 
 
+NO_IMAGES = "it is a folder with no image files in it (PNG, JPEG, ...)"
+
+
+def image_files(arguments: list[str]) -> list[str]:
+    """The images to read: each argument that is not a folder, and the image files in each folder, by name.
+
+    A folder without image files stays in the list, to be answered with its error.
+    """
+    extensions = set(Image.registered_extensions())
+    files = []
+    for argument in arguments:
+        folder = Path(argument)
+        if not folder.is_dir():
+            files.append(argument)
+            continue
+        inside = [path for path in sorted(folder.iterdir()) if path.suffix.lower() in extensions]
+        files.extend([str(path) for path in inside if not path.name.startswith(".")] or [argument])
+    return files
+
+
 def picture_paths(folder: Path, files: list[str]) -> list[Path]:
     """Where --show writes each image's picture: <name>-seen.png, numbered when two images share a name."""
     paths, taken = [], set()
@@ -156,21 +180,24 @@ def main(args: list[str] | None = None) -> list[dict]:
     """
     options = parse_args(args)
     device = check_device(options.device)
+    files = image_files(options.images)
     if options.show:
         folder = Path(options.show)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"--show {folder}: the folder cannot be created ({err.strerror or err}).") from None
-        pictures = picture_paths(folder, options.images)
+        pictures = picture_paths(folder, files)
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
     root = Path(options.logs_dir) / options.name
     paths = [path for spec in options.ckpt_path for path in runs.find_all(spec, root)]
     members = [checkpoints.load_classifier(path, device) for path in paths]
     model = members[0] if len(members) == 1 else Ensemble(members).to(device)
     results, found = [], []
-    for file in options.images:
+    for file in files:
         try:
+            if Path(file).is_dir():
+                raise UserError(NO_IMAGES)
             found.append(load_digits(file, single=options.single_digit))
             results.append({"file": file})
         except UserError as err:  # one unreadable image should not cost the others their answers

@@ -156,6 +156,23 @@ def test_bad_files_get_an_error_line_and_the_other_files_are_still_classified(ck
         assert line.startswith(f"{tmp_path / name}: error: ") and problem in line
 
 
+def test_a_folder_is_read_as_its_image_files_and_an_empty_one_gets_its_error(ckpt, held_out, tmp_path, capsys):
+    digits, labels = held_out
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    files = save_user_style(digits[:3], photos)
+    (photos / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--ckpt_path", ckpt, "--json", str(photos), str(tmp_path / "empty")])
+    assert exit_info.value.code == 2
+    results = json.loads(capsys.readouterr().out)
+    assert [result["file"] for result in results] == [*sorted(files), str(tmp_path / "empty")]
+    by_file = {result["file"]: result for result in results}
+    assert [by_file[file]["digit"] for file in files] == list(labels[:3])
+    assert by_file[str(tmp_path / "empty")]["error"] == predict.NO_IMAGES
+
+
 def test_json_output_lists_each_file_with_its_digit_or_its_error(ckpt, held_out, tmp_path, capsys):
     good = save_user_style(held_out[0][:1], tmp_path)[0]
     missing = str(tmp_path / "missing.png")
