@@ -30,15 +30,39 @@ DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 PROGRESS_BAR_REFRESH_STEPS = 10
 
 
+def union_cause(message: str) -> str | None:
+    """The class's own error in jsonargparse's report of a value that fits none of a union's types, if it is one.
+
+    A nested class (the network in ``network: nn.Module | None``, a logger) that fails is reported as the error met
+    for each type of the union, each a "- " item continued on more indented lines (a nested report among them),
+    after "Errors:".
+    """
+    if "Errors:" not in message:
+        return None
+    items: list[list[str]] = []
+    base = None
+    for line in message.split("Errors:", 1)[1].splitlines():
+        indent, text = len(line) - len(line.lstrip()), line.strip()
+        if text.startswith("- ") and (base is None or indent <= base):
+            base = indent if base is None else base
+            items.append([text[2:]])
+        elif items and text and indent > (base or 0):
+            items[-1].append(line)
+    items = [item for item in items if not item[0].startswith("Expected a <class 'NoneType'>")]
+    if not items:
+        return None
+    first, rest = items[0][0], "\n".join(items[0][1:])
+    inner = union_cause(rest)
+    if inner is None:
+        return " ".join([first, *(line.strip() for line in rest.splitlines() if line.strip())])
+    given = re.search(r"Given value: (.*?)(?:\. Got value:|$)", rest, re.MULTILINE)
+    return f"{first} {inner}" + (f" (got {given.group(1)})" if given else "")
+
+
 def as_flag_error(err: ValueError, config: Namespace) -> UserError:
     """A core class's ``ValueError("<parameter> must ...")`` as an error that names the command-line flag."""
     message = str(err).strip()
-    # jsonargparse reports a failed nested class (the network in ``network: nn.Module | None``) as a list of the
-    # errors met for each type of the union: the class's own error is the one that matters.
-    causes = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
-    causes = [cause for cause in causes if not cause.startswith("Expected a <class 'NoneType'>")]
-    if "Errors:" in message and causes:
-        message = causes[0]
+    message = union_cause(message) or message
     match = re.match(r"([A-Za-z_][\w.]*)", message)
     if match:
         name = match.group(1)
@@ -106,6 +130,9 @@ class MNISTCLI(LightningCLI):
         except ArgumentError as err:
             # jsonargparse would print the whole usage (a screenful) above the one line that matters.
             message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+            key, cause = re.match(r'Parser key "([^"]+)"', message), union_cause(str(err))
+            if key and cause:
+                message = f"--{key.group(1)}: {cause}"
             raise UserError(f"{message.rstrip('.')}. Run with --help to list the options and their types.") from None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Bad input: one test per kind of mistake, each a one-paragraph error, exit status 2, and saved files untouched."""
 
 import errno
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -94,6 +95,27 @@ def test_wrong_type(saved, capsys):
     logs, args = saved
     line = fails_cleanly([*args, "--model.optimizer.lr=fast"], logs, capsys)
     assert "lr" in line and "fast" in line
+
+
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (
+            "--model.network=no_such_module.Net",
+            "--model.network: Problem with given class_path 'no_such_module.Net': No module named 'no_such_module'.",
+        ),
+        ("--model.network.hiden_units=3", "Option 'hiden_units' is not accepted"),
+        pytest.param(
+            "--trainer.logger=pytorch_lightning.loggers.WandbLogger",
+            "Requirement 'wandb",
+            marks=pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed"),
+        ),
+    ],
+)
+def test_a_class_that_cannot_be_built_is_named_with_its_reason(saved, capsys, option, expected):
+    logs, args = saved
+    line = fails_cleanly([*args, option], logs, capsys)
+    assert expected in line and "Given value" not in line and "Subtypes" not in line, line
 
 
 @pytest.mark.parametrize(
