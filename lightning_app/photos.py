@@ -54,6 +54,7 @@ LOOSE_GAP = 0.15  # of a digit's height: a loose stroke this close to it is part
 SMALL = 0.25  # of the digits' typical ink: a mark with less, right beside a digit, is part of it
 NEAR_GAP = 0.08  # of the digit's height: right beside it
 MAX_DIGITS = 20  # more separate marks than this are text, a page or a pattern, not a number
+MARGIN = 0.15  # of the photo's longer side: background added all round when a first look finds no marks
 
 
 @dataclass
@@ -103,8 +104,36 @@ class Pieces:
         return mask
 
 
+class BlankImage(UserError):
+    """No marks stand out from the background."""
+
+    def __init__(self) -> None:
+        super().__init__("the image is blank: it has no marks that stand out from the background")
+
+
 def find_digits(grey: np.ndarray, single: bool = False) -> list[Digit]:
     """The digits in a photo's grey levels (0 black to 255 white), left to right; ``single``: all ink is one digit."""
+    try:
+        return find_in(grey, single)
+    except BlankImage:
+        # A digit cropped to its ink (a scan cut to the digit) leaves too little paper for the estimates of its
+        # level and noise, which then take the strokes for paper: add a margin of the photo's own background all
+        # round, as MNIST's digits have, and look again.
+        ring = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        width = max(2, round(MARGIN * max(grey.shape)))
+        found = find_in(np.pad(grey, width, constant_values=np.median(ring)), single)
+        height, side = grey.shape
+        return [
+            Digit(
+                (max(left - width, 0), max(top - width, 0), min(right - width, side), min(bottom - width, height)),
+                digit.ink,
+            )
+            for digit, (left, top, right, bottom) in ((digit, digit.box) for digit in found)
+        ]
+
+
+def find_in(grey: np.ndarray, single: bool) -> list[Digit]:
+    """``find_digits``' work on the grey levels as they are."""
     ink = flatten(grey)
     strong = threshold(ink)
     # Hysteresis: strokes are the pieces of ink above half the threshold that reach the threshold somewhere, so
@@ -184,7 +213,7 @@ def threshold(ink: np.ndarray) -> float:
     floor = max(middle + NOISE_SIGMAS * noise, middle + MIN_CONTRAST / 2)
     marks = sample[sample > floor]
     if marks.size == 0 or marks.max() - middle < MIN_CONTRAST:
-        raise UserError("the image is blank: it has no marks that stand out from the background")
+        raise BlankImage()
     return max(otsu(marks), floor)
 
 
@@ -366,7 +395,7 @@ def group(pieces: Pieces, keep: np.ndarray, single: bool) -> list[np.ndarray]:
     area, top, bottom, left, right = pieces.stats
     kept = np.flatnonzero(keep)
     if kept.size == 0:
-        raise UserError("the image is blank: it has no marks that stand out from the background")
+        raise BlankImage()
     starts, ends = left[kept], right[kept]
     overlap = np.minimum(ends[:, None], ends[None, :]) - np.maximum(starts[:, None], starts[None, :])
     narrower = np.minimum((ends - starts)[:, None], (ends - starts)[None, :])

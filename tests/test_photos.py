@@ -105,6 +105,19 @@ def test_clean_scans_give_back_mnists_own_digits(held_out, tmp_path):
         assert np.abs(prepared.astype(int) - digit).mean() < 15
 
 
+def test_a_scan_cropped_to_the_digits_ink_is_read(model, held_out, tmp_path):
+    # Dark on white, enlarged, with no margin: the ink touches every edge and covers a third of the image or more.
+    digits = held_out[:40]
+    read = []
+    for i, digit in enumerate(digits):
+        ink = Image.fromarray(255 - digit).crop(Image.fromarray(digit).getbbox())
+        ink.resize((ink.width * 8, ink.height * 8), Image.Resampling.BICUBIC).save(tmp_path / f"tight{i}.png")
+        read.append(classify(model, load_digits(tmp_path / f"tight{i}.png").inputs))
+    untouched = classify(model, digits)
+    agree = sum(got == want for got, want in zip(read, untouched))
+    assert agree >= 0.9 * len(digits), list(zip(read, untouched))
+
+
 def test_single_digit_reads_all_the_ink_as_one_digit(held_out, tmp_path):
     rng = np.random.default_rng(0)
     photo, boxes = render(list(held_out[:2]), Look(), rng, SIZE)
