@@ -171,6 +171,8 @@ class MNISTCLI(LightningCLI):
                 f"--trainer.max_epochs must be 0 or more, or -1 for no limit (got {trainer.max_epochs}); the "
                 f"write-up trains 10."
             )
+        # Before barebones mode drops the logger: `last` and `best` are looked for under the logger's folder.
+        self.ckpt_path = self._resolve_ckpt_path(self.config)
         if trainer.barebones:
             # Lightning's barebones mode turns off all that costs speed and refuses each of them when asked for: the
             # project's defaults give way. Nothing is written, not even the config.
@@ -201,7 +203,6 @@ class MNISTCLI(LightningCLI):
         if trainer.get("logger") not in (False, None) and self.trainer_overrides.get("logger") is not False:
             add("pytorch_lightning.callbacks.LearningRateMonitor", logging_interval=None)
         trainer.callbacks = callbacks
-        self.ckpt_path = self._resolve_ckpt_path(self.config)
 
     def instantiate_classes(self) -> None:
         try:

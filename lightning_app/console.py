@@ -29,9 +29,11 @@ class EpochSummary(Callback):
         self._start = 0.0
         self._train_start = 0.0
         self.training_seconds = 0.0
+        self._evaluated = False
 
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._train_start = self._start = time.perf_counter()  # a run resumed mid-epoch starts no epoch
+        self._evaluated = False
 
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self.training_seconds = time.perf_counter() - self._train_start
@@ -44,13 +46,20 @@ class EpochSummary(Callback):
 
     def on_train_epoch_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         self._start = time.perf_counter()
+        self._evaluated = False
+
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            self._evaluated = True
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         metrics = trainer.callback_metrics
         epochs = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
         parts = [f"epoch {trainer.current_epoch + 1}{epochs}"]
-        for stage in STAGES:
+        # The evaluation's figures stay among the callback metrics until the next evaluation: only an epoch that
+        # evaluated shows them (not one with check_val_every_n_epoch skipping it, or cut short by max_steps).
+        for stage in STAGES if self._evaluated else STAGES[:1]:
             if f"{stage}/loss" in metrics and f"{stage}/acc" in metrics:
                 loss, acc = float(metrics[f"{stage}/loss"]), float(metrics[f"{stage}/acc"])
                 parts.append(f"{stage} loss {loss:.4f} acc {acc:.2%}")

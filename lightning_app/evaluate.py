@@ -30,6 +30,11 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
     if not cli.ckpt_paths:
         raise UserError("evaluate needs --ckpt_path: a .ckpt file, or 'last' or 'best' for the newest run's.")
     trainer = cli.trainer
+    if trainer.barebones:
+        raise UserError(
+            "--trainer.barebones turns off the logging that evaluate reads its figures from: leave it out (evaluate "
+            "writes no run folder and keeps no checkpoint anyway)."
+        )
     members = [load_classifier(path) for path in cli.ckpt_paths]
     model = members[0] if len(members) == 1 else Ensemble(members)
     result = {}

@@ -150,3 +150,18 @@ def test_a_callback_that_changes_the_weights_at_the_end_gets_its_final_model_tes
     assert any(not torch.equal(averaged[name], trained[name]) for name in averaged)
     evaluated = evaluate.main([*fit_options(small_mnist, tmp_path / "logs"), "--ckpt_path=last"])
     assert evaluated["test_acc"] == pytest.approx(result["final_test_acc"], abs=1e-6)
+
+
+def test_an_epoch_without_evaluation_shows_no_figures_of_an_earlier_one(fit_args, capsys):
+    main(fit_args("--trainer.max_epochs=3", "--trainer.check_val_every_n_epoch=2"))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert ["val loss" in line for line in lines] == [False, True, False], lines
+    assert all("train loss" in line for line in lines)
+
+
+def test_evaluate_in_barebones_mode_says_why_not(trained_run, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main([*trained_run.args, "--ckpt_path=last", "--trainer.barebones=true"])
+    assert exit_info.value.code == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert "--trainer.barebones" in line
