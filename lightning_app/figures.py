@@ -23,7 +23,7 @@ from torch import Tensor
 from lightning_app import runs
 from lightning_app.console import say
 from lightning_app.plots import FIGURES, LOG, PAYLOAD
-from lightning_app.weights import fingerprint
+from lightning_app.weights import fingerprint, unchanged
 
 TEST_LOADER = 1  # the data module's second validation loader during fit is the test set
 METRICS = tuple(f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc"))
@@ -46,7 +46,7 @@ class RunFigures(Callback):
         self._batches: list[tuple[Tensor, Tensor, Tensor]] = []
         self._predictions: tuple[Tensor, Tensor, Tensor] | None = None
         self._predictions_weights: Tensor | None = None
-        self._final_weights: Tensor | None = None
+        self._final = False
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -103,11 +103,7 @@ class RunFigures(Callback):
         Compared by the weights themselves, not the step: a callback may change them after the last evaluation
         (StochasticWeightAveraging puts in the averaged weights when training ends, ModelPruning prunes).
         """
-        return (
-            self._predictions is not None
-            and self._final_weights is not None
-            and torch.equal(self._predictions_weights, self._final_weights)
-        )
+        return self._final
 
     # ---- drawing ----
 
@@ -116,7 +112,7 @@ class RunFigures(Callback):
             self._finish_collecting(trainer)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._final_weights = fingerprint(pl_module)
+        self._final = unchanged(trainer, self._predictions_weights) and self._predictions is not None
         if self.has_final_predictions:
             self._draw(trainer)
 

@@ -13,7 +13,7 @@ from lightning_app.console import say
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.figures import RunFigures
 from lightning_app.resume import TrainingInterrupted
-from lightning_app.weights import same_weights
+from lightning_app.weights import holds_weights
 
 
 class FitCLI(MNISTCLI):
@@ -32,6 +32,8 @@ def test_figures(trainer: Trainer) -> tuple[float, float]:
 def best_score(checkpoint: ModelCheckpoint) -> str:
     """What the best checkpoint was chosen by, and its value: ``val/acc 99.36%``, ``val/loss 0.0214``."""
     monitor, score = checkpoint.monitor, checkpoint.best_model_score
+    if monitor is None:
+        return "the latest checkpoint (--checkpoint.monitor null)"
     if score is None:
         return str(monitor)
     return f"{monitor} {float(score):.2%}" if str(monitor).endswith("acc") else f"{monitor} {float(score):.4f}"
@@ -39,9 +41,10 @@ def best_score(checkpoint: ModelCheckpoint) -> str:
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float | str]:
-    """Train; report the final model's and the best checkpoint's (by validation accuracy) test figures; draw figures.
+    """Train; report the final model's and the best checkpoint's (by ``--checkpoint.monitor``) test figures.
 
-    Returns the final model's and the best checkpoint's test accuracy and loss, and the best checkpoint's path.
+    Returns the final model's and the best checkpoint's test accuracy and loss, and the best checkpoint's path;
+    nothing in barebones mode or after an interruption, which test nothing.
     """
     cli = FitCLI(args=args)
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
@@ -86,7 +89,7 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
     if checkpoint is not None and checkpoint.best_model_path:
         best_path = checkpoint.best_model_path
         best_weights = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
-        if not same_weights(model, best_weights):  # a test pass only when the best is not the final model
+        if not holds_weights(trainer, best_weights):  # a test pass only when the best is not the final model
             # Without the loggers, so that the per-epoch test curve gets no extra point from another model; the
             # best checkpoint's figures are logged under their own names below.
             loggers, trainer.loggers = trainer.loggers, []

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from lightning_app import runs
 from lightning_app.errors import UserError
-from lightning_app.weights import fingerprint
+from lightning_app.weights import fingerprint, unchanged
 
 
 class ResumableSampler(DistributedSampler):
@@ -154,7 +154,8 @@ class LastCheckpoint(ModelCheckpoint):
     _saved_weights: torch.Tensor | None = None
 
     def _save_checkpoint(self, trainer: "pl.Trainer", filepath: str) -> None:
-        # Every save of this callback goes through here (as in Lightning's own subclasses of ModelCheckpoint).
+        # ModelCheckpoint saves only through this protected method, and Lightning has no public hook that follows
+        # a callback's own save: what the save held is recorded here.
         super()._save_checkpoint(trainer, filepath)
         self._saved_weights = fingerprint(trainer.lightning_module)
 
@@ -167,11 +168,11 @@ class LastCheckpoint(ModelCheckpoint):
         super().on_train_end(trainer, pl_module)
         if trainer.fast_dev_run or not self.dirpath:
             return
-        saved, current = self._saved_weights, fingerprint(pl_module)
-        if self._last_global_step_saved == trainer.global_step and saved is not None and torch.equal(saved, current):
+        same = unchanged(trainer, self._saved_weights)  # every process asks: it is a collective call
+        if self._last_global_step_saved == trainer.global_step and same:
             return
         trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}", weights_only=False)
-        self._last_global_step_saved, self._saved_weights = trainer.global_step, current
+        self._last_global_step_saved, self._saved_weights = trainer.global_step, fingerprint(pl_module)
 
 
 class TrainingInterrupted(Exception):
