@@ -10,7 +10,10 @@ from lightning_fabric.plugins import CheckpointIO
 from pytorch_lightning import LightningModule, Trainer
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher  # exported in the package's __all__
+
+# To refuse strategies that train in processes started from this one (ddp_spawn, ddp_fork): Lightning has no
+# public way to tell how a strategy starts its processes. XLA's launcher is one of them, but TPUs need it.
+from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher, _XLALauncher
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from lightning_app import checkpoints, runs
@@ -19,7 +22,7 @@ from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
 from lightning_app.errors import UserError, lightning_refusal
 from lightning_app.memory import tune_memory
-from lightning_app.module import MNISTClassifier
+from lightning_app.module import MNISTClassifier, takes_total_steps
 from lightning_app.precision import check_precision, default_precision
 from lightning_app.resume import ExactResume, GracefulStop, LastCheckpoint
 
@@ -174,8 +177,9 @@ class MNISTCLI(LightningCLI):
         # Before barebones mode drops the logger: `last` and `best` are looked for under the logger's folder.
         self.ckpt_path = self._resolve_ckpt_path(self.config)
         if trainer.barebones:
-            # Lightning's barebones mode turns off all that costs speed and refuses each of them when asked for: the
-            # project's defaults give way. Nothing is written, not even the config.
+            # Lightning's barebones mode turns off all that costs speed and refuses each of them when asked for.
+            # The project sets them by default, and here a default cannot be told from an explicit flag: all are
+            # turned off. Nothing is written, not even the config.
             for key in ("logger", "enable_checkpointing", "enable_progress_bar", "enable_model_summary"):
                 trainer[key] = False
             trainer.num_sanity_val_steps = trainer.log_every_n_steps = 0
@@ -236,17 +240,32 @@ class MNISTCLI(LightningCLI):
                 "and --trainer.precision null pick what is there)."
             )
             raise UserError(lightning_refusal(err, advice)) from None
-        if isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        launcher = trainer.strategy.launcher
+        if isinstance(launcher, _MultiProcessingLauncher) and not isinstance(launcher, _XLALauncher):
             strategy = self.config.trainer.strategy
-            name = strategy if isinstance(strategy, str) else type(trainer.strategy).__name__
+            name = strategy if isinstance(strategy, str) and strategy != "auto" else type(trainer.strategy).__name__
             raise UserError(
                 f"--trainer.strategy {name} trains in processes started from this one, which "
                 f"hand back only the weights when they end: the run's checkpoint records, figures and summary would be "
                 f"lost with them. Use --trainer.strategy ddp, the same data-parallel training in processes of their "
                 f"own (Lightning's recommended way)."
             )
+        self._check_schedule_length(trainer)
         check_precision(trainer, self.model)
         return trainer
+
+    def _check_schedule_length(self, trainer: Trainer) -> None:
+        """Refuse a schedule sized in steps (OneCycleLR) for a run of no set length (max_epochs -1 alone)."""
+        scheduler = getattr(self.model, "scheduler", None)
+        if scheduler is None or not takes_total_steps(scheduler) or trainer.max_steps != -1:
+            return
+        if trainer.max_epochs == -1 and not (getattr(scheduler, "keywords", None) or {}).get("total_steps"):
+            name = str(self.config.model.scheduler.get("class_path", "")).rsplit(".", 1)[-1] or "the schedule"
+            raise UserError(
+                f"--model.scheduler {name} is sized in optimizer steps, and --trainer.max_epochs -1 gives the run no "
+                f"length: set --trainer.max_steps N or --trainer.max_epochs N, or the schedule's own "
+                f"--model.scheduler.total_steps."
+            )
 
     @property
     def best_checkpoint(self) -> ModelCheckpoint | None:
@@ -255,7 +274,7 @@ class MNISTCLI(LightningCLI):
         Not ``trainer.checkpoint_callback``, which is whichever checkpoint callback comes first: a user may add their
         own, monitoring something else.
         """
-        callback = self._get(self.config_init, "checkpoint")
+        callback = self._get(self.config_init, "checkpoint")  # LightningCLI's own lookup, as in instantiate_trainer
         return callback if any(callback is other for other in self.trainer.checkpoint_callbacks) else None
 
     def _resolve_ckpt_path(self, config: Namespace) -> str | None:

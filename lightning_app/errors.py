@@ -47,14 +47,14 @@ def lightning_refusal(err: BaseException, advice: str = "Change the setting it n
         return f"`--trainer.{name}{match.group(2) or ''}`" if name in arguments else match.group(0)
 
     message = re.sub(r"`(\w+)(=[^`]*)?`", as_flag, message)
-    return f"Lightning cannot run with these settings: {first_line_end(message)} {advice}"
+    return f"Lightning cannot run with these settings: {with_full_stop(message)} {advice}"
 
 
-def first_line_end(text: str) -> str:
+def with_full_stop(text: str) -> str:
     """Text ending with a full stop."""
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 def first_line(err: BaseException) -> str:
     """An exception's message, first line only, ending with a full stop."""
-    return first_line_end((str(err).strip().splitlines() or [type(err).__name__])[0].strip())
+    return with_full_stop((str(err).strip().splitlines() or [type(err).__name__])[0].strip())

@@ -54,7 +54,9 @@ LOOSE_GAP = 0.15  # of a digit's height: a loose stroke this close to it is part
 SMALL = 0.25  # of the digits' typical ink: a mark with less, right beside a digit, is part of it
 NEAR_GAP = 0.08  # of the digit's height: right beside it
 MAX_DIGITS = 20  # more separate marks than this are text, a page or a pattern, not a number
-MARGIN = 0.15  # of the photo's longer side: background added all round when a first look finds no marks
+MARGIN = 0.15  # of the photo's longer side: background added all round when a first look finds no marks,
+CROWDED = 0.1  # if at least this fraction of the image is strokes,
+CROWDED_INK = 0.35  # darker than this fraction of the paper's level (shade on a page is never as dark)
 
 
 @dataclass
@@ -118,7 +120,10 @@ def find_digits(grey: np.ndarray, single: bool = False) -> list[Digit]:
     except BlankImage:
         # A digit cropped to its ink (a scan cut to the digit) leaves too little paper for the estimates of its
         # level and noise, which then take the strokes for paper: add a margin of the photo's own background all
-        # round, as MNIST's digits have, and look again.
+        # round, as MNIST's digits have, and look again. Only then: on a blank page, the margin's edge against
+        # shade would pass for a stroke.
+        if not crowded(grey):
+            raise
         ring = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
         width = max(2, round(MARGIN * max(grey.shape)))
         found = find_in(np.pad(grey, width, constant_values=np.median(ring)), single)
@@ -130,6 +135,12 @@ def find_digits(grey: np.ndarray, single: bool = False) -> list[Digit]:
             )
             for digit, (left, top, right, bottom) in ((digit, digit.box) for digit in found)
         ]
+
+
+def crowded(grey: np.ndarray) -> bool:
+    """Whether strokes far darker (lighter, for light ink) than the paper cover much of the image: a tight crop."""
+    levels = 255 - grey if light_ink(grey) else grey
+    return bool(np.mean(levels < CROWDED_INK * np.percentile(levels, 95)) >= CROWDED)
 
 
 def find_in(grey: np.ndarray, single: bool) -> list[Digit]:

@@ -137,20 +137,26 @@ def show(digits: Digits, result: dict, path: Path) -> None:
 NO_IMAGES = "it is a folder with no image files in it (PNG, JPEG, ...)"
 
 
-def image_files(arguments: list[str]) -> list[str]:
-    """The images to read: each argument that is not a folder, and the image files in each folder, by name.
+def image_files(arguments: list[str]) -> list[tuple[str, str | None]]:
+    """The images to read, each with the problem that keeps it from being read, if one is known already.
 
-    A folder without image files stays in the list, to be answered with its error.
+    An argument that is a folder stands for the image files in it, by name; a folder without any, or one that
+    cannot be listed, stays in the list with its problem.
     """
     extensions = set(Image.registered_extensions())
-    files = []
+    files: list[tuple[str, str | None]] = []
     for argument in arguments:
         folder = Path(argument)
         if not folder.is_dir():
-            files.append(argument)
+            files.append((argument, None))
             continue
-        inside = [path for path in sorted(folder.iterdir()) if path.suffix.lower() in extensions]
-        files.extend([str(path) for path in inside if not path.name.startswith(".")] or [argument])
+        try:
+            inside = sorted(path for path in folder.iterdir() if path.suffix.lower() in extensions)
+        except OSError as err:
+            files.append((argument, f"the folder cannot be listed: {err.strerror or err}"))
+            continue
+        images = [(str(path), None) for path in inside if not path.name.startswith(".")]
+        files.extend(images or [(argument, NO_IMAGES)])
     return files
 
 
@@ -187,17 +193,17 @@ def main(args: list[str] | None = None) -> list[dict]:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise UserError(f"--show {folder}: the folder cannot be created ({err.strerror or err}).") from None
-        pictures = picture_paths(folder, files)
+        pictures = picture_paths(folder, [file for file, _ in files])
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
     root = Path(options.logs_dir) / options.name
     paths = [path for spec in options.ckpt_path for path in runs.find_all(spec, root)]
     members = [checkpoints.load_classifier(path, device) for path in paths]
     model = members[0] if len(members) == 1 else Ensemble(members).to(device)
     results, found = [], []
-    for file in files:
+    for file, problem in files:
         try:
-            if Path(file).is_dir():
-                raise UserError(NO_IMAGES)
+            if problem:
+                raise UserError(problem)
             found.append(load_digits(file, single=options.single_digit))
             results.append({"file": file})
         except UserError as err:  # one unreadable image should not cost the others their answers

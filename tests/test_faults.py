@@ -104,7 +104,11 @@ def test_wrong_type(saved, capsys):
             "--model.network=no_such_module.Net",
             "--model.network: Problem with given class_path 'no_such_module.Net': No module named 'no_such_module'.",
         ),
-        ("--model.network.hiden_units=3", "Option 'hiden_units' is not accepted"),
+        (
+            "--model.network.hiden_units=3",
+            "--model.network: Problem with given class_path 'lightning_app.network.MNISTCNN': "
+            "Option 'hiden_units' is not accepted",
+        ),
         pytest.param(
             "--trainer.logger=pytorch_lightning.loggers.WandbLogger",
             "Requirement 'wandb",

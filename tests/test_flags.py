@@ -96,6 +96,14 @@ def test_without_a_logger_the_run_folder_is_the_trainers_root_folder(fit_args, t
         # Refused by Lightning once running: 500 validation images make one batch, and half a batch is none.
         (["--trainer.limit_val_batches=0.5"], "--trainer.limit_val_batches"),
         (["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp_spawn"], "strategy ddp_spawn"),
+        (
+            [
+                "--model.scheduler=torch.optim.lr_scheduler.OneCycleLR",
+                "--model.scheduler.max_lr=0.01",
+                "--trainer.max_epochs=-1",
+            ],
+            "gives the run no length",
+        ),
     ],
 )
 def test_an_impossible_request_is_a_one_paragraph_error(options, expected, fit_args, tmp_path, capsys):
@@ -116,7 +124,7 @@ def test_an_epoch_cut_short_shows_its_training_figures(fit_args, capsys):
 def test_barebones_mode_trains_and_writes_nothing(fit_args, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # without a logger, Lightning's root folder is the working folder
     assert main(fit_args("--trainer.max_epochs=1", "--trainer.barebones=true")) == {}
-    assert "trained to epoch 1, step 35" in capsys.readouterr().out
+    assert f"trained to epoch 1, step {STEPS_PER_EPOCH}" in capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []
 
 

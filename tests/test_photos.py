@@ -118,6 +118,16 @@ def test_a_scan_cropped_to_the_digits_ink_is_read(model, held_out, tmp_path):
     assert agree >= 0.9 * len(digits), list(zip(read, untouched))
 
 
+@pytest.mark.parametrize("drop", [40, 80, 120])
+def test_a_blank_page_under_uneven_light_stays_blank(drop, tmp_path):
+    # The light falls off across the page by `drop` of 220 grey levels, with sensor noise; nothing is written on it.
+    rng = np.random.default_rng(0)
+    page = (220 - drop * np.linspace(0, 1, 400))[None, :] + rng.normal(0, 3, (300, 400))
+    Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)).save(tmp_path / "page.png")
+    with pytest.raises(UserError, match="blank"):
+        load_digits(tmp_path / "page.png")
+
+
 def test_single_digit_reads_all_the_ink_as_one_digit(held_out, tmp_path):
     rng = np.random.default_rng(0)
     photo, boxes = render(list(held_out[:2]), Look(), rng, SIZE)

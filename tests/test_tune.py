@@ -192,6 +192,25 @@ def test_two_processes_share_one_study_without_repeating_trials(small_mnist, tmp
     assert sorted(ran[0] + ran[1]) == sorted(set(ran[0] + ran[1])) and len(ran[0] + ran[1]) == len(trials)
 
 
+def test_opening_a_new_study_waits_for_the_command_that_is_creating_its_tables(tmp_path, monkeypatch):
+    import optuna
+    from sqlalchemy.exc import IntegrityError
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def racing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:  # the other command wrote the schema's version row first
+            reason = Exception("UNIQUE constraint failed: alembic_version.version_num")
+            raise IntegrityError("INSERT INTO alembic_version", {}, reason)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
+    storage = tune.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert len(calls) == 2 and storage.get_all_studies() == []
+
+
 @pytest.mark.parametrize(
     "space_text, expected",
     [
