@@ -22,7 +22,7 @@ from lightning_app.console import EpochSummary, quiet_lightning
 from lightning_app.data import MNISTDataModule
 from lightning_app.errors import UserError, lightning_refusal
 from lightning_app.memory import tune_memory
-from lightning_app.module import MNISTClassifier, takes_total_steps
+from lightning_app.module import MNISTClassifier, sized_by_the_run
 from lightning_app.precision import check_precision, default_precision
 from lightning_app.resume import ExactResume, GracefulStop, LastCheckpoint
 
@@ -257,9 +257,7 @@ class MNISTCLI(LightningCLI):
     def _check_schedule_length(self, trainer: Trainer) -> None:
         """Refuse a schedule sized in steps (OneCycleLR) for a run of no set length (max_epochs -1 alone)."""
         scheduler = getattr(self.model, "scheduler", None)
-        if scheduler is None or not takes_total_steps(scheduler) or trainer.max_steps != -1:
-            return
-        if trainer.max_epochs == -1 and not (getattr(scheduler, "keywords", None) or {}).get("total_steps"):
+        if scheduler is not None and sized_by_the_run(scheduler) and trainer.max_steps == trainer.max_epochs == -1:
             name = str(self.config.model.scheduler.get("class_path", "")).rsplit(".", 1)[-1] or "the schedule"
             raise UserError(
                 f"--model.scheduler {name} is sized in optimizer steps, and --trainer.max_epochs -1 gives the run no "

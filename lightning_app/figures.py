@@ -100,8 +100,7 @@ class RunFigures(Callback):
     def has_final_predictions(self) -> bool:
         """Whether the last evaluation of the test set used the final weights (so no test pass is needed to draw).
 
-        Compared by the weights themselves, not the step: a callback may change them after the last evaluation
-        (StochasticWeightAveraging puts in the averaged weights when training ends, ModelPruning prunes).
+        Compared by the weights themselves, not the step (see ``lightning_app.weights``).
         """
         return self._final
 

@@ -74,6 +74,11 @@ def check_network(network: nn.Module) -> None:
         )
 
 
+def sized_by_the_run(factory: Callable) -> bool:
+    """Whether a schedule takes its length in steps from the run: sized in steps, and not given ``total_steps``."""
+    return takes_total_steps(factory) and not (getattr(factory, "keywords", None) or {}).get("total_steps")
+
+
 def takes_total_steps(factory: Callable) -> bool:
     """Whether a learning-rate schedule is sized in optimizer steps (``total_steps``, as OneCycleLR is)."""
     if "total_steps" in (getattr(factory, "keywords", None) or {}):
@@ -259,7 +264,8 @@ class MNISTClassifier(pl.LightningModule):
         if not takes_total_steps(self.scheduler):
             schedule = {"scheduler": self.scheduler(optimizer), "interval": "epoch", "name": "train/lr"}
             return {"optimizer": optimizer, "lr_scheduler": schedule}
-        keywords = getattr(self.scheduler, "keywords", None) or {}
-        length = {} if keywords.get("total_steps") else {"total_steps": int(self.trainer.estimated_stepping_batches)}
+        length = (
+            {"total_steps": int(self.trainer.estimated_stepping_batches)} if sized_by_the_run(self.scheduler) else {}
+        )
         schedule = {"scheduler": self.scheduler(optimizer, **length), "interval": "step", "name": "train/lr"}
         return {"optimizer": optimizer, "lr_scheduler": schedule}

@@ -128,13 +128,10 @@ def find_digits(grey: np.ndarray, single: bool = False) -> list[Digit]:
         width = max(2, round(MARGIN * max(grey.shape)))
         found = find_in(np.pad(grey, width, constant_values=np.median(ring)), single)
         height, side = grey.shape
-        return [
-            Digit(
-                (max(left - width, 0), max(top - width, 0), min(right - width, side), min(bottom - width, height)),
-                digit.ink,
-            )
-            for digit, (left, top, right, bottom) in ((digit, digit.box) for digit in found)
-        ]
+        for digit in found:  # boxes back in the photo's own pixels
+            left, top, right, bottom = (value - width for value in digit.box)
+            digit.box = (max(left, 0), max(top, 0), min(right, side), min(bottom, height))
+        return found
 
 
 def crowded(grey: np.ndarray) -> bool:

@@ -162,8 +162,8 @@ class LastCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         """Save the final state unless the last scheduled save already holds it (or this is a dry run).
 
-        The last save may be of this step and still not hold it: a callback may have changed the weights since
-        (StochasticWeightAveraging puts in the averaged weights when training ends; checkpoint callbacks run last).
+        The last save may be of this step and still not hold it (``lightning_app.weights`` says why); checkpoint
+        callbacks run after the others.
         """
         super().on_train_end(trainer, pl_module)
         if trainer.fast_dev_run or not self.dirpath:
