@@ -114,7 +114,7 @@ def step_timer(steps: int, warmup: int):
 
 
 def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
-    from lightning_app.cli import MNISTCLI
+    from lightning_app.cli.lightning_cli import MNISTCLI
 
     with tempfile.TemporaryDirectory() as logs:
         cli = MNISTCLI(
@@ -152,7 +152,7 @@ def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]
 
 def project_parts(data_dir: str, config: list[str]):
     """The model, optimizer, data module and precision exactly as ``lightning_app.fit`` would build them."""
-    from lightning_app.cli import MNISTCLI
+    from lightning_app.cli.lightning_cli import MNISTCLI
 
     # No schedule: the loops time steps, and a schedule sized in steps would need a Trainer to know the run's length.
     cli = MNISTCLI(args=[f"--data.data_dir={data_dir}", *config, "--model.scheduler=null"], save_config_callback=None)

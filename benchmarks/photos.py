@@ -30,9 +30,9 @@ import numpy as np
 import torch
 from torchvision.datasets import MNIST
 
-from lightning_app.checkpoints import load_classifier
 from lightning_app.errors import UserError
-from lightning_app.images import load_digits
+from lightning_app.model.loading import load_classifier
+from lightning_app.photos.mnist_style import load_digits
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -51,7 +51,7 @@ def main() -> None:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if options.bf16 == "auto":
-        from lightning_app.precision import default_precision  # the project's own rule for when bf16 pays (torch only)
+        from lightning_app.training.precision import default_precision
 
         bf16 = default_precision("auto") == "bf16-mixed"
     else:

@@ -11,8 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from lightning_app import evaluate, fit, runs
+from lightning_app import evaluate, fit
 from lightning_app.errors import UserError, report_user_errors
+from lightning_app.training import run_folder
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
@@ -34,7 +35,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         checkpoints = []
         for member in range(options.members):
             folder = options.dir / f"member_{member}"
-            last = folder / runs.CHECKPOINTS / f"{runs.LAST}{runs.EXTENSION}"
+            last = folder / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
             where = [
                 f"--trainer.logger.init_args.save_dir={options.dir}",
                 "--trainer.logger.init_args.name=",

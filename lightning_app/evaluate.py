@@ -5,10 +5,10 @@ Several checkpoints (a list or a pattern) are evaluated as an ensemble that aver
 
 from typing import ClassVar
 
-from lightning_app.checkpoints import load_classifier
-from lightning_app.cli import MNISTCLI
-from lightning_app.ensemble_module import Ensemble
+from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
+from lightning_app.model.ensemble import Ensemble
+from lightning_app.model.loading import load_classifier
 
 
 class EvaluateCLI(MNISTCLI):

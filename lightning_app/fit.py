@@ -7,13 +7,13 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningArgumentParser
 
-from lightning_app import runs
-from lightning_app.cli import MNISTCLI
-from lightning_app.console import say
+from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures
-from lightning_app.resume import TrainingInterrupted
-from lightning_app.weights import holds_weights
+from lightning_app.reports.figures_callback import RunFigures
+from lightning_app.training import run_folder
+from lightning_app.training.console import say
+from lightning_app.training.graceful_stop import TrainingInterrupted
+from lightning_app.training.weights import holds_weights
 
 
 class FitCLI(MNISTCLI):
@@ -61,7 +61,7 @@ def main(args: list[str] | None = None) -> dict[str, float | str]:
         if trainer.is_global_zero and stop.checkpoint is None:
             print(f"Training {stop}; checkpointing is off, so nothing was saved.", file=sys.stderr, flush=True)
         elif trainer.is_global_zero:
-            config = stop.checkpoint.parent.parent / runs.CONFIG
+            config = stop.checkpoint.parent.parent / run_folder.CONFIG
             print(
                 f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
                 f"  python -m lightning_app.fit --config {config} --ckpt_path {stop.checkpoint}",

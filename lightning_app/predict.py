@@ -11,16 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor
+from PIL import Image
 
-from lightning_app import checkpoints, runs
-from lightning_app.ensemble_module import Ensemble
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
-from lightning_app.images import Digits, load_digits
-
-SHOWN_SIDE = 480  # pixels: the photo's longer side in the pictures of what the model saw
-SHOWN_INPUT = 4  # times: how much the 28x28 inputs are enlarged in them
+from lightning_app.model import loading
+from lightning_app.model.ensemble import Ensemble
+from lightning_app.photos.answers import answer, format_line
+from lightning_app.photos.mnist_style import load_digits
+from lightning_app.photos.seen import picture_of_what_was_seen
+from lightning_app.training import run_folder
 
 
 def parse_args(args: list[str] | None) -> argparse.Namespace:
@@ -71,67 +70,6 @@ def check_device(name: str) -> torch.device:
             f"or cuda on a machine with an NVIDIA GPU and a CUDA build of PyTorch."
         ) from None
     return device
-
-
-def top_two(probabilities: Tensor) -> dict[str, int | float]:
-    """The most likely digit and the runner-up, with their probabilities."""
-    values, digits = probabilities.topk(2)
-    return {
-        "digit": int(digits[0]),
-        "probability": round(float(values[0]), 4),
-        "runner_up": int(digits[1]),
-        "runner_up_probability": round(float(values[1]), 4),
-    }
-
-
-def answer(probabilities: Tensor, boxes: list[tuple[int, int, int, int]]) -> dict:
-    """One image's answer: the number its digits make, each digit with its box, and for one digit its fields."""
-    digits = [{**top_two(p), "box": list(box)} for p, box in zip(probabilities, boxes)]
-    single = {key: value for key, value in digits[0].items() if key != "box"} if len(digits) == 1 else {}
-    return {**single, "number": "".join(str(digit["digit"]) for digit in digits), "digits": digits}
-
-
-def format_line(result: dict) -> str:
-    """One image's result as a line of text."""
-    if "error" in result:
-        return f"{result['file']}: error: {result['error']}"
-    if "digit" in result:
-        return (
-            f"{result['file']}: {result['digit']} ({result['probability']:.1%})  "
-            f"runner-up {result['runner_up']} ({result['runner_up_probability']:.1%})"
-        )
-    each = ", ".join(f"{digit['digit']} ({digit['probability']:.1%})" for digit in result["digits"])
-    return f"{result['file']}: {result['number']}  digits {each}"
-
-
-def show(digits: Digits, result: dict, path: Path) -> None:
-    """Write a picture of what the model saw: the photo with the digits' boxes, and its inputs with its answers."""
-    scale = SHOWN_SIDE / max(digits.photo.size)
-    photo = digits.photo.resize(
-        (round(digits.photo.width * scale), round(digits.photo.height * scale)), Image.Resampling.BILINEAR
-    ).convert("RGB")
-    font = ImageFont.load_default(size=14)
-    side = 28 * SHOWN_INPUT
-    per_row = max(1, photo.width // (side + 8))
-    rows = -(-len(digits.inputs) // per_row)
-    picture = Image.new("RGB", (max(photo.width, side + 8), photo.height + rows * (side + 28) + 4), "white")
-    picture.paste(photo, (0, 0))
-    draw = ImageDraw.Draw(picture)
-    # The boxes are in the image's own pixels; the photo shown is scaled by digits.scale, then by scale.
-    for index, (box, reading) in enumerate(zip(digits.boxes, result["digits"])):
-        left, top, right, bottom = (round(v * digits.scale * scale) for v in box)
-        draw.rectangle((left - 2, top - 2, right + 1, bottom + 1), outline=(230, 60, 0), width=2)
-        draw.text((left, max(0, top - 18)), str(index + 1), fill=(230, 60, 0), font=font)
-        x = (index % per_row) * (side + 8) + 4
-        y = photo.height + 4 + (index // per_row) * (side + 28)
-        enlarged = Image.fromarray(digits.inputs[index]).resize((side, side), Image.Resampling.NEAREST)
-        picture.paste(enlarged.convert("RGB"), (x, y))
-        label = f"{index + 1}: {reading['digit']} ({reading['probability']:.0%})"
-        draw.text((x, y + side + 4), label, fill=(0, 0, 0), font=font)
-    try:
-        picture.save(path)
-    except OSError as err:
-        raise UserError(f"cannot write {path} for --show: {err.strerror or err}") from None
 
 
 NO_IMAGES = "it is a folder with no image files in it (PNG, JPEG, ...)"
@@ -196,8 +134,8 @@ def main(args: list[str] | None = None) -> list[dict]:
         pictures = picture_paths(folder, [file for file, _ in files])
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
     root = Path(options.logs_dir) / options.name
-    paths = [path for spec in options.ckpt_path for path in runs.find_all(spec, root)]
-    members = [checkpoints.load_classifier(path, device) for path in paths]
+    paths = [path for spec in options.ckpt_path for path in run_folder.find_all(spec, root)]
+    members = [loading.load_classifier(path, device) for path in paths]
     model = members[0] if len(members) == 1 else Ensemble(members).to(device)
     results, found = [], []
     for file, problem in files:
@@ -217,7 +155,7 @@ def main(args: list[str] | None = None) -> list[dict]:
                 continue
             result.update(answer([next(probabilities) for _ in digits.inputs], digits.boxes))
             if options.show:
-                show(digits, result, pictures[index])
+                picture_of_what_was_seen(digits, result, pictures[index])
                 result["picture"] = str(pictures[index])
     print(json.dumps(results, indent=2) if options.json else "\n".join(map(format_line, results)), flush=True)
     if any("error" in result for result in results):

@@ -6,20 +6,20 @@ from pathlib import Path
 import torch
 import yaml
 
-from lightning_app import runs
-from lightning_app.checkpoints import load_classifier, read_checkpoint
-from lightning_app.data import load_split
+from lightning_app.data.idx_files import load_split
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.figures import RunFigures
-from lightning_app.plots import close, draw, show, write_tensorboard
+from lightning_app.model.loading import load_classifier, read_checkpoint
+from lightning_app.reports.drawing import close, draw, show, write_tensorboard
+from lightning_app.reports.figures_callback import RunFigures
+from lightning_app.training import run_folder
 
 
 def run_data_dir(run_dir: Path) -> str:
     """The data folder a run was trained on, from the config.yaml that fit saved in it."""
-    config = run_dir / runs.CONFIG
+    config = run_dir / run_folder.CONFIG
     if not config.is_file():
         raise UserError(
-            f"{run_dir} has no {runs.CONFIG}, so the data folder it was trained on is unknown. Give it with "
+            f"{run_dir} has no {run_folder.CONFIG}, so the data folder it was trained on is unknown. Give it with "
             f"--data_dir DIR."
         )
     return yaml.safe_load(config.read_text())["data"]["data_dir"]
@@ -41,8 +41,8 @@ def main(args: list[str] | None = None) -> list[Path]:
     options = parser.parse_args(args)
     if not options.run_dir.is_dir():
         raise UserError(f"{options.run_dir} is not a folder. Pass a run folder such as logs/mnist/version_0.")
-    last = options.run_dir / runs.CHECKPOINTS / f"{runs.LAST}{runs.EXTENSION}"
-    ckpt_path = options.ckpt_path or (last if last.is_file() else runs.best_or_last(options.run_dir))
+    last = options.run_dir / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
+    ckpt_path = options.ckpt_path or (last if last.is_file() else run_folder.best_or_last(options.run_dir))
     checkpoint = read_checkpoint(ckpt_path)
     model = load_classifier(ckpt_path, "cuda" if torch.cuda.is_available() else "cpu")
     images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)

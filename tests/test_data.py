@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from lightning_app.augment import random_affine
-from lightning_app.data import MNISTDataModule, load_split
+from lightning_app.data.augmentation import random_affine
+from lightning_app.data.datamodule import MNISTDataModule
+from lightning_app.data.idx_files import load_split
 
 from conftest import SMALL_TRAIN, SMALL_VAL, run_module
 

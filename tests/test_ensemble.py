@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from lightning_app import ensemble, evaluate
-from lightning_app.checkpoints import load_classifier
-from lightning_app.data import load_split
-from lightning_app.ensemble_module import Ensemble
+from lightning_app.data.idx_files import load_split
+from lightning_app.model.ensemble import Ensemble
+from lightning_app.model.loading import load_classifier
 
 
 def test_the_ensemble_command_trains_members_once_and_evaluates_them_together(fit_args, small_mnist, tmp_path, capsys):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lightning_app.checkpoint_io import AtomicCheckpointIO
-from lightning_app.data import raw_folder
+from lightning_app.data.idx_files import raw_folder
 from lightning_app.fit import main
+from lightning_app.training.atomic_checkpoint_io import AtomicCheckpointIO
 
 from conftest import STEPS_PER_EPOCH, write_idx
 
@@ -73,7 +73,7 @@ def test_checkpoint_of_another_architecture(saved, capsys):
 def test_checkpoint_of_another_network_class(saved, capsys):
     logs, args = saved
     line = fails_cleanly([*args, "--ckpt_path=last", "--model.network=torch.nn.Identity"], logs, capsys)
-    assert "holds a lightning_app.network.MNISTCNN network" in line and "torch.nn.Identity" in line
+    assert "holds a lightning_app.model.network.MNISTCNN network" in line and "torch.nn.Identity" in line
 
 
 def test_checkpoint_of_an_unrelated_project(saved, tmp_path, capsys):
@@ -106,7 +106,7 @@ def test_wrong_type(saved, capsys):
         ),
         (
             "--model.network.hiden_units=3",
-            "--model.network: Problem with given class_path 'lightning_app.network.MNISTCNN': "
+            "--model.network: Problem with given class_path 'lightning_app.model.network.MNISTCNN': "
             "Option 'hiden_units' is not accepted",
         ),
         pytest.param(

@@ -100,7 +100,7 @@ def test_cli_prints_the_write_ups_defaults(tmp_path):
     assert config["model"]["optimizer"]["class_path"] == "torch.optim.Adam"
     assert config["model"]["optimizer"]["init_args"]["lr"] == 0.001
     network = config["model"]["network"]
-    assert network["class_path"] == "lightning_app.network.MNISTCNN"
+    assert network["class_path"] == "lightning_app.model.network.MNISTCNN"
     assert network["init_args"]["hidden_units"] == 256 and network["init_args"]["dropout"] == 0.5
     assert config["seed_everything"] == 42
 

@@ -9,11 +9,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lightning_app import evaluate, report
 from lightning_app.fit import main
-from lightning_app.plots import FIGURES
+from lightning_app.reports.drawing import FIGURES
 
 from conftest import STEPS_PER_EPOCH
 
-TENSORBOARD = {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger", "init_args": {"name": "mnist"}}
+TENSORBOARD = {
+    "class_path": "lightning_app.training.tensorboard_logger.HParamsTensorBoardLogger",
+    "init_args": {"name": "mnist"},
+}
 CSV = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"name": "mnist"}}
 FLAT = {"class_path": "flat_logger.FlatLogger", "init_args": {}}
 LOGGERS = {"tensorboard": [TENSORBOARD], "csv": [CSV], "flat": [FLAT], "tensorboard+csv": [TENSORBOARD, CSV]}

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_app.data import load_split
-from lightning_app.module import MNISTClassifier
-from lightning_app.network import MNISTCNN
+from lightning_app.data.idx_files import load_split
+from lightning_app.model.classifier import MNISTClassifier
+from lightning_app.model.network import MNISTCNN
 
 
 def test_raw_uint8_and_unit_float_images_give_the_same_logits():

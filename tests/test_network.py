@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lightning_app.network import MNISTCNN
+from lightning_app.model.network import MNISTCNN
 
 
 def test_maps_images_to_ten_logits_with_the_write_ups_layers():

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from lightning_app import predict
-from lightning_app.checkpoints import load_classifier
 from lightning_app.errors import UserError
-from lightning_app.images import load_digits
+from lightning_app.model.loading import load_classifier
+from lightning_app.photos.mnist_style import load_digits
 
 from photos import Look, random_look, render, save
 

@@ -16,9 +16,9 @@ import torch
 from PIL import Image
 
 from lightning_app import predict
-from lightning_app.checkpoints import load_classifier
-from lightning_app.images import load_digit
-from lightning_app.network import MNISTCNN
+from lightning_app.model.loading import load_classifier
+from lightning_app.model.network import MNISTCNN
+from lightning_app.photos.mnist_style import load_digit
 
 from conftest import run_module
 

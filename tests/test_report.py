@@ -8,8 +8,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lightning_app import evaluate, fit, report
-from lightning_app.checkpoints import read_checkpoint
-from lightning_app.plots import FIGURES, PAYLOAD, curves_figure
+from lightning_app.model.loading import read_checkpoint
+from lightning_app.reports.drawing import FIGURES, PAYLOAD, curves_figure
 
 
 def png_size(path) -> tuple[int, int]:

@@ -12,7 +12,9 @@ import time
 import pytest
 import yaml
 
-from lightning_app import data, fit, tune
+from lightning_app import fit, tune
+from lightning_app.data import datamodule
+from lightning_app.search import storage as study_storage
 
 from conftest import TESTS, fit_options
 
@@ -75,13 +77,13 @@ def wait_for_trials(database, count: int, process: subprocess.Popen) -> None:
 def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_test_set(
     small_mnist, tmp_path, space, monkeypatch, capsys
 ):
-    read = data.load_split
+    read = datamodule.load_split
 
     def training_split_only(data_dir, train):
         assert train, "a search read the test set"
         return read(data_dir, train)
 
-    monkeypatch.setattr(data, "load_split", training_split_only)
+    monkeypatch.setattr(datamodule, "load_split", training_split_only)
     study = tune.main(search_args(small_mnist, tmp_path, space, "--n_trials", "4"))
     states = [trial.state.name for trial in study.trials]
     assert len(states) == 4 and "PRUNED" in states and "COMPLETE" in states
@@ -94,7 +96,7 @@ def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_te
     assert out.count("trial ") >= 4 and "the " in out and "best trials" in out
 
     # The best configuration reproduces its trial's validation accuracy with plain fit.
-    monkeypatch.setattr(data, "load_split", read)
+    monkeypatch.setattr(datamodule, "load_split", read)
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["trainer"]["logger"]["init_args"].get("version") is None
     assert best["data"]["test_every_epoch"] is True  # the search's own setting for its trials is not kept
@@ -206,7 +208,7 @@ def test_opening_a_new_study_waits_for_the_command_that_is_creating_its_tables(t
         return real(*args, **kwargs)
 
     monkeypatch.setattr(optuna.storages, "RDBStorage", racing)
-    monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(study_storage.time, "sleep", lambda seconds: None)
     storage = tune.open_storage(f"sqlite:///{tmp_path / 'study.db'}")
     assert len(calls) == 2 and storage.get_all_studies() == []
 

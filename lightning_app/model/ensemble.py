@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_app.module import MNISTClassifier
-from lightning_app.network import NUM_CLASSES
+from lightning_app.model.classifier import MNISTClassifier
+from lightning_app.model.network import NUM_CLASSES
 
 
 class Ensemble(pl.LightningModule):

@@ -7,94 +7,36 @@ from typing import Any, ClassVar
 
 from jsonargparse import ArgumentError, Namespace
 from lightning_fabric.plugins import CheckpointIO
-from pytorch_lightning import LightningModule, Trainer
+from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from pytorch_lightning.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-
-# To refuse strategies that train in processes started from this one (ddp_spawn, ddp_fork): Lightning has no
-# public way to tell how a strategy starts its processes. XLA's launcher is one of them, but TPUs need it.
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 from pytorch_lightning.strategies.launchers import _MultiProcessingLauncher, _XLALauncher
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from lightning_app import checkpoints, runs
-from lightning_app.checkpoint_io import AtomicCheckpointIO
-from lightning_app.console import EpochSummary, quiet_lightning
-from lightning_app.data import MNISTDataModule
+from lightning_app.cli.flag_errors import as_flag_error, union_cause
+from lightning_app.cli.run_config import RunConfig
+from lightning_app.data.datamodule import MNISTDataModule
 from lightning_app.errors import UserError, lightning_refusal
-from lightning_app.memory import tune_memory
-from lightning_app.module import MNISTClassifier, sized_by_the_run
-from lightning_app.precision import check_precision, default_precision
-from lightning_app.resume import ExactResume, GracefulStop, LastCheckpoint
+from lightning_app.model import loading
+from lightning_app.model.classifier import MNISTClassifier, sized_by_the_run
+from lightning_app.training import run_folder
+from lightning_app.training.atomic_checkpoint_io import AtomicCheckpointIO
+from lightning_app.training.console import EpochSummary, quiet_lightning
+from lightning_app.training.graceful_stop import GracefulStop
+from lightning_app.training.last_checkpoint import LastCheckpoint
+from lightning_app.training.memory import tune_memory
+from lightning_app.training.precision import check_precision, default_precision
+from lightning_app.training.resume import ExactResume
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
+
+
 # Lightning's bar redraws after every step by default, which costs about 0.5 ms a step on a CPU; ten times a second
 # is as smooth to the eye.
 PROGRESS_BAR_REFRESH_STEPS = 10
-
-
-def union_cause(message: str) -> str | None:
-    """The class's own error in jsonargparse's report of a value that fits none of a union's types, if it is one.
-
-    A nested class (the network in ``network: nn.Module | None``, a logger) that fails is reported as the error met
-    for each type of the union, each a "- " item continued on more indented lines (a nested report among them),
-    after "Errors:".
-    """
-    if "Errors:" not in message:
-        return None
-    items: list[list[str]] = []
-    base = None
-    for line in message.split("Errors:", 1)[1].splitlines():
-        indent, text = len(line) - len(line.lstrip()), line.strip()
-        if text.startswith("- ") and (base is None or indent <= base):
-            base = indent if base is None else base
-            items.append([text[2:]])
-        elif items and text and indent > (base or 0):
-            items[-1].append(line)
-    items = [item for item in items if not item[0].startswith("Expected a <class 'NoneType'>")]
-    if not items:
-        return None
-    first, rest = items[0][0], "\n".join(items[0][1:])
-    inner = union_cause(rest)
-    if inner is None:
-        return " ".join([first, *(line.strip() for line in rest.splitlines() if line.strip())])
-    given = re.search(r"Given value: (.*?)(?:\. Got value:|$)", rest, re.MULTILINE)
-    return f"{first} {inner}" + (f" (got {given.group(1)})" if given else "")
-
-
-def as_flag_error(err: ValueError, config: Namespace) -> UserError:
-    """A core class's ``ValueError("<parameter> must ...")`` as an error that names the command-line flag."""
-    message = str(err).strip()
-    message = union_cause(message) or message
-    match = re.match(r"([A-Za-z_][\w.]*)", message)
-    if match:
-        name = match.group(1)
-        keys = [key.replace(".init_args.", ".") for key in config.keys()]  # noqa: SIM118 - a Namespace iterates values
-        # A class chosen by class_path (the network) is a group of keys: its own flag is their prefix.
-        flags = sorted(
-            {".".join(parts[:end]) for parts in (key.split(".") for key in keys) for end in range(1, len(parts) + 1)}
-        )
-        candidates = [flag for flag in flags if flag == name or flag.endswith(f".{name}")]
-        if len(candidates) == 1:
-            message = f"--{candidates[0]}{message[len(name) :]}"
-    return UserError(message)
-
-
-class RunConfig(SaveConfigCallback):
-    """Save the resolved config as ``config.yaml`` in the run folder; keep the original when continuing that run."""
-
-    def __init__(self, *args: Any, continuing_run: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.continuing_run = continuing_run
-
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.already_saved:
-            return
-        path = runs.run_dir(trainer) / self.config_filename
-        if trainer.is_global_zero and not (self.continuing_run and path.is_file()):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=self.multifile)
-        self.already_saved = True
 
 
 class MNISTCLI(LightningCLI):
@@ -121,7 +63,7 @@ class MNISTCLI(LightningCLI):
                 MNISTDataModule,
                 save_config_callback=save_config_callback,
                 trainer_defaults={
-                    "logger": {"class_path": "lightning_app.loggers.HParamsTensorBoardLogger"},
+                    "logger": {"class_path": "lightning_app.training.tensorboard_logger.HParamsTensorBoardLogger"},
                     "callbacks": [EpochSummary(), ExactResume(), GracefulStop(), *(c() for c in self.extra_callbacks)],
                 },
                 parser_kwargs={"prog": self.program, "default_config_files": default_configs, "exit_on_error": False},
@@ -159,7 +101,7 @@ class MNISTCLI(LightningCLI):
             {
                 "checkpoint.monitor": "val/acc",
                 "checkpoint.mode": "max",
-                "checkpoint.filename": runs.BEST,
+                "checkpoint.filename": run_folder.BEST,
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
@@ -203,7 +145,11 @@ class MNISTCLI(LightningCLI):
                 instead_of=("RichProgressBar",),
             )
         if trainer.enable_model_summary is not False:
-            add("lightning_app.console.NetworkSummary", max_depth=1, instead_of=("ModelSummary", "RichModelSummary"))
+            add(
+                "lightning_app.training.console.NetworkSummary",
+                max_depth=1,
+                instead_of=("ModelSummary", "RichModelSummary"),
+            )
         if trainer.get("logger") not in (False, None) and self.trainer_overrides.get("logger") is not False:
             add("pytorch_lightning.callbacks.LearningRateMonitor", logging_interval=None)
         trainer.callbacks = callbacks
@@ -285,18 +231,20 @@ class MNISTCLI(LightningCLI):
         root = self._runs_root(config)
         if self.several_checkpoints:
             self.ckpt_paths = [
-                str(path) for item in ([spec] if isinstance(spec, str) else spec) for path in runs.find_all(item, root)
+                str(path)
+                for item in ([spec] if isinstance(spec, str) else spec)
+                for path in run_folder.find_all(item, root)
             ]
             return self.ckpt_paths[0]
-        path = runs.find(spec, root)
+        path = run_folder.find(spec, root)
         network = config.model.get("network")
-        checkpoints.check_network(
+        loading.check_network(
             path, network.as_dict() if isinstance(network, Namespace) else None, resume=self.resumes_training
         )
         # Continuing a run's last.ckpt continues that run's folder: the same logger run, the same checkpoints.
         # Any other checkpoint starts a new run folder, so that no run gets two curves over the same steps.
-        run = runs.run_of(path)
-        if self.resumes_training and path.stem == runs.LAST and run is not None and run.parent == root:
+        run = run_folder.run_of(path)
+        if self.resumes_training and path.stem == run_folder.LAST and run is not None and run.parent == root:
             for init_args in self._logger_init_args(config):
                 if "version" in init_args and self._root_of(init_args) == root:
                     init_args.version = run.name

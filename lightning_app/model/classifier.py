@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from lightning_app.network import MNISTCNN, NUM_CLASSES
+from lightning_app.model.network import MNISTCNN, NUM_CLASSES
 
 # The same shapes as LightningCLI's OptimizerCallable and LRSchedulerCallable, declared here so that the module does
 # not import the command line: a config names the class by class_path and the module calls it.

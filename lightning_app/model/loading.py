@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from lightning_app.errors import UserError
-from lightning_app.module import MNISTClassifier
+from lightning_app.model.classifier import MNISTClassifier
 
 _HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
 

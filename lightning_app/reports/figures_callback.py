@@ -20,10 +20,10 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 
-from lightning_app import runs
-from lightning_app.console import say
-from lightning_app.plots import FIGURES, LOG, PAYLOAD
-from lightning_app.weights import fingerprint, unchanged
+from lightning_app.reports.drawing import FIGURES, LOG, PAYLOAD
+from lightning_app.training import run_folder
+from lightning_app.training.console import say
+from lightning_app.training.weights import fingerprint, unchanged
 
 TEST_LOADER = 1  # the data module's second validation loader during fit is the test set
 METRICS = tuple(f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc"))
@@ -125,7 +125,7 @@ class RunFigures(Callback):
     def _draw(self, trainer: "pl.Trainer") -> None:
         if trainer.fast_dev_run or trainer.barebones:  # runs that write nothing, as Lightning's loggers do then
             return
-        folder = runs.run_dir(trainer)  # collective under DDP
+        folder = run_folder.run_dir(trainer)  # collective under DDP
         if not trainer.is_global_zero:
             return
         images, labels, probabilities = (part.numpy() for part in self._predictions)
@@ -150,14 +150,14 @@ class RunFigures(Callback):
             # wait for it. Its errors, if any, stay in the run folder.
             with open(folder / LOG, "wb") as log:
                 subprocess.Popen(
-                    [sys.executable, "-m", "lightning_app.plots", str(payload)],
+                    [sys.executable, "-m", "lightning_app.reports.drawing", str(payload)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
                     start_new_session=True,
                 )
             return
-        from lightning_app import plots
+        from lightning_app.reports import drawing as plots
 
         figures = plots.draw(folder, self.history, images, labels, probabilities)
         if tensorboard_dir:

@@ -1,0 +1,1 @@
+"""The command line: one LightningCLI for every command, its config files, and its errors named as flags."""

@@ -1,0 +1,77 @@
+"""One trial of a search: fit with the sampled settings into its own run folder and return its validation figure."""
+
+import argparse
+import signal
+from pathlib import Path
+from typing import Any
+
+from lightning_app.errors import UserError
+from lightning_app.search.space import Parameter
+from lightning_app.training.graceful_stop import GracefulStop, TrainingInterrupted
+
+
+class Objective:
+    """One trial: fit with the sampled settings into its own run folder; return its validation figure."""
+
+    def __init__(self, options: argparse.Namespace, fit_args: list[str], parameters: list[Parameter], folder: Path):
+        self.options = options
+        self.fit_args = fit_args
+        self.parameters = parameters
+        self.folder = folder
+        self.stopped: int | None = None  # the signal that ends the search, once one has arrived
+        self.study: Any = None
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        """SIGTERM outside training: finish what is being done, then end the search (only flags are set here)."""
+        self.stopped = signum
+        if self.study is not None:
+            self.study.stop()
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+        from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+        from lightning_app.fit import FitCLI
+        from lightning_app.search.pruning import OptunaPruning
+        from lightning_app.training.console import EpochSummary
+
+        settings = [parameter.flag(parameter.suggest(trial)) for parameter in self.parameters]
+        run = [
+            f"--trainer.logger.init_args.save_dir={self.folder}",
+            "--trainer.logger.init_args.name=",
+            f"--trainer.logger.init_args.version=trial_{trial.number}",
+            "--data.test_every_epoch=false",  # the test set is never read during a search
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+        ]
+        try:
+            cli = FitCLI(args=[*self.fit_args, *settings, *run])
+        except UserError as err:  # a combination fit refuses (a kernel too large, say): this trial fails alone
+            raise optuna.TrialPruned(f"fit refused these settings: {err}") from None
+        if self.options.objective == "val_acc":
+            cli.trainer.callbacks.append(OptunaPruning(trial, "val/acc"))
+        if self.stopped is not None:  # the signal came while this trial was being set up
+            raise TrainingInterrupted(self.stopped, None, 0)
+        try:
+            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+        except SIGTERMException:  # Lightning's own stop, for a SIGTERM in its sanity check or a validation
+            raise TrainingInterrupted(signal.SIGTERM, None, 0) from None
+        finally:
+            # A signal that fit received but did not stop on (it came during the final validation, or the trial was
+            # pruned first) still ends the search once this trial is recorded.
+            graceful = next(c for c in cli.trainer.callbacks if isinstance(c, GracefulStop))
+            if graceful.received is not None:
+                self.stopped = graceful.received
+                trial.study.stop()
+        if "val/acc" not in cli.trainer.callback_metrics:
+            raise optuna.TrialPruned("no validation ran (check --trainer.limit_val_batches)")
+        accuracy = float(cli.trainer.callback_metrics["val/acc"])
+        seconds = next(c for c in cli.trainer.callbacks if isinstance(c, EpochSummary)).training_seconds
+        trial.set_user_attr("val_acc", accuracy)
+        trial.set_user_attr("training_seconds", seconds)
+        if self.options.objective == "val_acc":
+            return accuracy
+        # Optuna's constrained optimisation: a trial short of the target is infeasible, so it never ranks above one
+        # that reached it however fast it was, and the sampler learns where the target is reached.
+        trial.set_constraint("target", self.options.target - accuracy)
+        return seconds

@@ -1,0 +1,1 @@
+"""What a training run needs beyond the model and data: resume, checkpoints, run folders, console, logging."""
