@@ -18,6 +18,10 @@ MAX_PIXELS = 120_000_000  # and at most 108 megapixels
 WORK_SIDE = 512  # the longer side, in pixels, that larger images are reduced to before the digits are looked for
 
 
+class ImageTooLarge(UserError):
+    """An image with more bytes or pixels than a phone's photo has (a server answers it 413, not 422)."""
+
+
 FILE_KINDS = {
     stat.S_ISDIR: "a folder",
     stat.S_ISFIFO: "a named pipe",
@@ -29,7 +33,15 @@ FILE_KINDS = {
 
 def read_photo(path: str | os.PathLike) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an image file into grey ("L"), its longer side reduced to at most ``WORK_SIDE``, and its own size."""
-    data = read_file(path)
+    return open_photo(read_file(path))
+
+
+def open_photo(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode an image's bytes (a file's, or a request's body) like ``read_photo``, with the same limits."""
+    if not data:
+        raise UserError("the image is empty")
+    if len(data) > MAX_BYTES:
+        raise ImageTooLarge(too_large(len(data)))
     try:
         with warnings.catch_warnings():
             # Pillow warns of huge images (and refuses larger ones) as it opens them; the size is checked here.
@@ -40,7 +52,7 @@ def read_photo(path: str | os.PathLike) -> tuple[Image.Image, tuple[int, int]]:
     except UnidentifiedImageError:
         raise UserError("not an image file that Pillow can read (save the digit as PNG or JPEG)") from None
     except Image.DecompressionBombError:
-        raise UserError(too_many_pixels(f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")) from None
+        raise ImageTooLarge(too_many_pixels(f"more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels")) from None
     except Exception as err:  # truncated or corrupt data raises any of many types in Pillow's decoders
         raise UserError(f"the image cannot be decoded ({type(err).__name__}: {err})") from None
 
@@ -49,7 +61,7 @@ def decode(image: Image.Image) -> tuple[Image.Image, tuple[int, int]]:
     """Decode an opened image into grey, reduced to at most ``WORK_SIDE``, after checking its declared size."""
     longest = max(image.size)
     if image.width * image.height > MAX_PIXELS:
-        raise UserError(too_many_pixels(f"{image.width} x {image.height} pixels"))
+        raise ImageTooLarge(too_many_pixels(f"{image.width} x {image.height} pixels"))
     scale = min(1.0, WORK_SIDE / longest)
     if image.format == "JPEG":
         # Decode in grey at 1/2, 1/4 or 1/8 of the size straight away, never smaller than the size wanted.
@@ -89,7 +101,7 @@ def read_file(path: str | os.PathLike) -> bytes:
     except OSError as err:
         raise UserError(f"cannot read the file: {err.strerror}") from None
     if len(data) > MAX_BYTES:
-        raise UserError(too_large(len(data)))
+        raise ImageTooLarge(too_large(len(data)))
     return data
 
 
@@ -103,7 +115,7 @@ def check_file(info: os.stat_result) -> None:
     if info.st_size == 0:
         raise UserError("the file is empty")
     if info.st_size > MAX_BYTES:
-        raise UserError(too_large(info.st_size))
+        raise ImageTooLarge(too_large(info.st_size))
 
 
 def too_large(size: int) -> str:

@@ -9,7 +9,7 @@ from PIL import Image, ImageFilter
 
 from lightning_app.model.network import IMAGE_SIZE
 from lightning_app.photos.finding import find_digits
-from lightning_app.photos.image_files import read_photo
+from lightning_app.photos.image_files import open_photo, read_photo
 
 BOX = 20  # MNIST scaled every digit to fit 20x20 pixels
 
@@ -43,7 +43,17 @@ def load_digit(path: str | os.PathLike) -> np.ndarray:
 
 def load_digits(path: str | os.PathLike, single: bool = False) -> Digits:
     """Read an image file of one or more handwritten digits side by side; ``single``: all its ink is one digit."""
-    photo, (width, height) = read_photo(path)
+    return digits_in(*read_photo(path), single)
+
+
+def digits_from_bytes(data: bytes, single: bool = False) -> Digits:
+    """Like ``load_digits``, for an image's bytes (an upload): the same decoding, limits and preparation."""
+    return digits_in(*open_photo(data), single)
+
+
+def digits_in(photo: Image.Image, size: tuple[int, int], single: bool) -> Digits:
+    """The digits in a decoded photo (grey, at its working size) whose own size is ``size``, prepared for the model."""
+    width, height = size
     scale = max(photo.size) / max(width, height)
     found = find_digits(np.asarray(photo, dtype=np.float32), single)
     inputs = [centre(fit_box(even_strokes(crop(digit.ink)))) for digit in found]
@@ -66,6 +76,9 @@ def even_strokes(ink: np.ndarray) -> np.ndarray:
     edges = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     # A stroke's area is its length times its width, and its outline is twice its length.
     width = 2 * np.count_nonzero(mask) / max(edges, 1) / max(ink.shape)
+    # The crop's own border is not counted as an edge, so solid ink (a drawn bar) looked wider than the digit,
+    # and the filter below grew without bound: no stroke is wider than its digit.
+    width = min(width, 1.0)
     change = (min(max(width, STROKE[0]), STROKE[1]) - width) * STROKE_SIDE
     grow = round(abs(change) / 2)  # pixels on each side of the strokes, at STROKE_SIDE
     if not grow:
