@@ -79,6 +79,7 @@ function readDrawing(strokeEnd) {
       if (mine !== asked) return;
       showAnswer(result);
       window.strokeTimes.push(performance.now() - strokeEnd);
+      prediction.dataset.answered = String(mine); // which stroke the answer shown is for (the tests wait on it)
     } catch (error) {
       if (mine !== asked) return;
       prediction.innerHTML = "";
@@ -99,7 +100,10 @@ function showAnswer(result) {
   const number = document.createElement("span");
   number.className = "number";
   number.textContent = result.number;
-  const detail = result.digits.map((d) => `${d.digit} ${percent(d.probability)}`).join(", ");
+  const detail =
+    result.digits.length === 1
+      ? percent(result.probability)
+      : result.digits.map((d) => `${d.digit} ${percent(d.probability)}`).join(", ");
   prediction.replaceChildren(number, document.createTextNode(detail));
   bars.replaceChildren();
   result.probabilities.forEach((row, index) => {
