@@ -116,6 +116,7 @@ def step_timer(steps: int, warmup: int):
 def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
     from lightning_app.cli.lightning_cli import MNISTCLI
 
+    timer = step_timer(steps, warmup)
     with tempfile.TemporaryDirectory() as logs:
         cli = MNISTCLI(
             args=[
@@ -125,10 +126,9 @@ def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> 
                 "--trainer.limit_val_batches=0",
                 "--trainer.enable_model_summary=false",
                 *config,
-            ]
+            ],
+            callbacks=[timer],
         )
-        timer = step_timer(steps, warmup)
-        cli.trainer.callbacks.append(timer)
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     return timer.seconds
 

@@ -2,7 +2,7 @@
 
 ``python -m lightning_app.ensemble --members 5 --config configs/best.yaml`` trains the members (the same config with
 seeds 0 to 4, each an ordinary run folder ``<dir>/member_K``; members already trained are kept) and evaluates the
-ensemble of their final models (``lightning_app.ensemble_module.Ensemble``) on the validation and test sets.
+ensemble of their final models (``lightning_app.model.ensemble.Ensemble``) on the validation and test sets.
 Nothing is chosen by test accuracy.
 """
 
@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 
 from lightning_app import evaluate, fit
+from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.training import run_folder
+from lightning_app.training.tensorboard_logger import HParamsTensorBoardLogger
 
 
+@report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float]:
     """Train the members of an ensemble (or keep those already trained) and evaluate the ensemble.
 
@@ -23,35 +26,26 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     lightning_app.fit`` (a config, the data folder, trainer flags). Member K is trained with ``--seed_everything K``
     into ``FOLDER/member_K``; a member whose run was interrupted continues from its ``last.ckpt``.
     """
-
-    @report_user_errors
-    def run(args: list[str]) -> dict[str, float]:
-        parser = argparse.ArgumentParser(prog="python -m lightning_app.ensemble", add_help=False)
-        parser.add_argument("--members", type=int, default=5)
-        parser.add_argument("--dir", type=Path, default=Path("logs") / "ensemble")
-        options, rest = parser.parse_known_args(args)
-        if options.members < 1:
-            raise UserError(f"--members must be at least 1 (got {options.members}).")
-        checkpoints = []
-        for member in range(options.members):
-            folder = options.dir / f"member_{member}"
-            last = folder / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
-            where = [
-                f"--trainer.logger.init_args.save_dir={options.dir}",
-                "--trainer.logger.init_args.name=",
-                f"--trainer.logger.init_args.version={folder.name}",
-                f"--seed_everything={member}",
-            ]
-            if not (folder / "done").is_file():
-                print(f"member {member + 1} of {options.members} (seed {member}) in {folder}", flush=True)
-                fit.main([*rest, *where, *(["--ckpt_path", str(last)] if last.is_file() else [])])
-                (folder / "done").touch()
-            checkpoints.append(str(last))
-        # evaluate takes fit's options but draws no figures.
-        shared = [option for option in rest if not option.startswith("--figures.")]
-        return evaluate.main([*shared, f"--ckpt_path={json.dumps(checkpoints)}"])
-
-    return run(args if args is not None else sys.argv[1:])
+    parser = argparse.ArgumentParser(prog="python -m lightning_app.ensemble", add_help=False)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--dir", type=Path, default=Path("logs") / "ensemble")
+    options, rest = parser.parse_known_args(sys.argv[1:] if args is None else args)
+    if options.members < 1:
+        raise UserError(f"--members must be at least 1 (got {options.members}).")
+    checkpoints = []
+    for member in range(options.members):
+        folder = options.dir / f"member_{member}"
+        last = folder / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
+        if not (folder / "done").is_file():
+            print(f"member {member + 1} of {options.members} (seed {member}) in {folder}", flush=True)
+            logger = HParamsTensorBoardLogger(save_dir=str(options.dir), name="", version=folder.name)
+            resume = ["--ckpt_path", str(last)] if last.is_file() else []
+            fit.train(MNISTCLI(args=[*rest, f"--seed_everything={member}", *resume], trainer={"logger": logger}))
+            (folder / "done").touch()
+        checkpoints.append(str(last))
+    # evaluate takes fit's options but draws no figures.
+    shared = [option for option in rest if not option.startswith("--figures.")]
+    return evaluate.main([*shared, f"--ckpt_path={json.dumps(checkpoints)}"])
 
 
 if __name__ == "__main__":

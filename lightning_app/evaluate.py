@@ -7,17 +7,17 @@ from typing import ClassVar
 
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.model.ensemble import Ensemble
-from lightning_app.model.loading import load_classifier
+from lightning_app.model.loading import load_model
 
 
 class EvaluateCLI(MNISTCLI):
-    """The training CLI's options and config files, with a Trainer that only tests and writes no run folder."""
+    """fit's options and config files; the model comes from the checkpoints, and the Trainer writes no run folder."""
 
     program: ClassVar[str] = "python -m lightning_app.evaluate"
+    description: ClassVar[str] = "Test saved checkpoints (several answer together, as an ensemble)."
     trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
-    several_checkpoints = True
+    draws_figures = False
 
 
 @report_user_errors
@@ -27,21 +27,21 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
     Each checkpoint is loaded with its own network and settings, whatever the config says of the model.
     """
     cli = EvaluateCLI(args=args, save_config_callback=None)
+    trainer = cli.trainer
     if not cli.ckpt_paths:
         raise UserError("evaluate needs --ckpt_path: a .ckpt file, or 'last' or 'best' for the newest run's.")
-    trainer = cli.trainer
     if trainer.barebones:
         raise UserError(
             "--trainer.barebones turns off the logging that evaluate reads its figures from: leave it out (evaluate "
             "writes no run folder and keeps no checkpoint anyway)."
         )
-    members = [load_classifier(path) for path in cli.ckpt_paths]
-    model = members[0] if len(members) == 1 else Ensemble(members)
+    model = load_model(cli.ckpt_paths)
     result = {}
-    if len(members) > 1:  # an ensemble's validation figure: what members and epochs may be chosen by
-        [validated] = trainer.validate(model, datamodule=cli.datamodule, verbose=False)
-        result["val_acc"] = validated["val/acc"]
-    trainer.test(model, datamodule=cli.datamodule, verbose=False)
+    with cli.data_errors_as_flags():
+        if len(cli.ckpt_paths) > 1:  # an ensemble's validation figure: what members and epochs may be chosen by
+            [validated] = trainer.validate(model, datamodule=cli.datamodule, verbose=False)
+            result["val_acc"] = validated["val/acc"]
+        trainer.test(model, datamodule=cli.datamodule, verbose=False)
     result.update(
         test_loss=float(trainer.callback_metrics["test/loss"]),
         test_acc=float(trainer.callback_metrics["test/acc"]),
@@ -51,7 +51,7 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
         for path in cli.ckpt_paths:
             print(f"Checkpoint {path}")
         if "val_acc" in result:
-            print(f"ensemble of {len(members)}: validation accuracy {result['val_acc']:.2%}")
+            print(f"ensemble of {len(cli.ckpt_paths)}: validation accuracy {result['val_acc']:.2%}")
         print(f"test loss {result['test_loss']:.4f}  test accuracy {result['test_acc']:.2%}")
         print("per-class accuracy: " + "  ".join(f"{d}: {acc:.2%}" for d, acc in enumerate(result["class_acc"])))
     return result

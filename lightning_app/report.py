@@ -8,7 +8,7 @@ import yaml
 
 from lightning_app.data.idx_files import load_split
 from lightning_app.errors import UserError, report_user_errors
-from lightning_app.model.loading import load_classifier, read_checkpoint
+from lightning_app.model.loading import classifier_from, read_checkpoint
 from lightning_app.reports.drawing import close, draw, show, write_tensorboard
 from lightning_app.reports.figures_callback import RunFigures
 from lightning_app.training import run_folder
@@ -43,8 +43,8 @@ def main(args: list[str] | None = None) -> list[Path]:
         raise UserError(f"{options.run_dir} is not a folder. Pass a run folder such as logs/mnist/version_0.")
     last = options.run_dir / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
     ckpt_path = options.ckpt_path or (last if last.is_file() else run_folder.best_or_last(options.run_dir))
-    checkpoint = read_checkpoint(ckpt_path)
-    model = load_classifier(ckpt_path, "cuda" if torch.cuda.is_available() else "cpu")
+    checkpoint = read_checkpoint(ckpt_path)  # once: its weights and the run's per-epoch figures
+    model = classifier_from(checkpoint, "cuda" if torch.cuda.is_available() else "cpu", str(ckpt_path))
     images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)
     probabilities = model.probabilities(images)
     figures = draw(options.run_dir, history_of(checkpoint), images.numpy(), labels.numpy(), probabilities.numpy())

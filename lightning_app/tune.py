@@ -9,16 +9,12 @@ Trials are judged by validation only: the test set is never read during a search
 """
 
 import argparse
-import contextlib
-import io
 import logging
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.search.objective import Objective
@@ -55,15 +51,11 @@ def parse(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def fit_options(fit_args: list[str]) -> tuple[set[str], dict]:
-    """The options fit accepts with these arguments (``model.network.hidden_units`` ...), and its resolved config."""
-    from lightning_app.fit import main as fit
+    """The options fit accepts with these arguments (``model.network.hidden_units`` ...), and its resolved config,
+    from fit's own command line."""
+    from lightning_app.cli.lightning_cli import MNISTCLI
 
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed), contextlib.suppress(SystemExit):
-        fit([*fit_args, "--print_config"])
-    config = yaml.safe_load(printed.getvalue())
-    if not isinstance(config, dict):
-        raise UserError("fit's options for the search are not valid; run fit with them alone to see why.")
+    config = MNISTCLI(args=fit_args, trainer={"logger": False}, save_config_callback=None).config.as_dict()
     known: set[str] = set()
 
     def walk(prefix: str, node: Any) -> None:

@@ -119,7 +119,12 @@ def test_a_ddp_run_resumes_on_one_process_from_the_end_of_an_epoch(ddp_run, smal
     import shutil
 
     shutil.copytree(folder / "logs" / "mnist", logs / "mnist")
-    fit([*fit_options(small_mnist, logs), *FIT_ONLY, "--trainer.max_epochs=3", "--ckpt_path=last"], tmp_path)
+    # The run's own config.yaml says two processes: the command line says one.
+    one_process = ["--trainer.devices=1", "--trainer.strategy=auto"]
+    fit(
+        [*fit_options(small_mnist, logs), *FIT_ONLY, *one_process, "--trainer.max_epochs=3", "--ckpt_path=last"],
+        tmp_path,
+    )
     last = logs / "mnist" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 2 * STEPS_PER_EPOCH + (SMALL_TRAIN - SMALL_VAL) // 100
     assert sorted(p.name for p in (logs / "mnist").iterdir()) == ["version_0"]

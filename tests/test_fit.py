@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from lightning_app.fit import main
 
@@ -18,6 +19,16 @@ def scalars(run_dir: Path) -> dict[str, list]:
     events = EventAccumulator(str(run_dir))
     events.Reload()
     return {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+
+
+def hparams_tab(run_dir: Path) -> tuple[set[str], dict]:
+    """The metrics TensorBoard's HParams tab lists for a run, and the run's settings as it shows them."""
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    return {info.name.tag for info in experiment.metric_infos}, dict(session.session_start_info.hparams)
 
 
 def test_smoke_fast_dev_run(fit_args, tmp_path, monkeypatch):
@@ -39,7 +50,12 @@ def test_run_folder_holds_events_hparams_config_and_current_checkpoints(fit_args
         assert len(tags[tag]) == 3, tag  # one point per epoch
     assert len(tags["train/loss_step"]) == 3 * STEPS_PER_EPOCH // 5
     val_acc = [point.value for point in tags["val/acc"]]
-    assert [point.value for point in tags["hp_metric"]] == pytest.approx(val_acc)
+    # TensorBoard opens on the stages' curves: no placeholder hp_metric, no epoch curve, no one-point best/ curve.
+    assert not {tag for tag in tags if tag.split("/")[0] not in ("train", "val", "test")}
+    metrics, settings = hparams_tab(run)
+    assert metrics >= {"val/acc", "test/acc"}  # HParams shows each run's final validation and test accuracy
+    assert settings["augment"].string_value == "false" and "rotation" not in settings  # no setting that was off
+    assert settings["network"].string_value == "MNISTCNN" and settings["network.dropout"].number_value == 0.5
 
     hparams = yaml.safe_load((run / "hparams.yaml").read_text())
     assert hparams["optimizer"]["init_args"]["lr"] == 0.001
@@ -107,11 +123,21 @@ def test_cli_prints_the_write_ups_defaults(tmp_path):
 
 @pytest.mark.subprocess
 @pytest.mark.parametrize("command", ["fit", "evaluate"])
-def test_help_names_the_command_as_it_is_typed(command, tmp_path):
-    done = run_module(f"lightning_app.{command}", ["--help"], tmp_path)
+def test_help_is_short_names_the_command_and_says_how_to_choose_a_network(command, tmp_path):
+    done = run_module(f"lightning_app.{command}", ["--help"], tmp_path, COLUMNS="80")
     assert done.returncode == 0 and done.stdout.startswith(f"usage: python -m lightning_app.{command} "), done.stdout[
         :200
     ]
+    assert len(done.stdout.splitlines()) <= 300
+    assert "torchvision" not in done.stdout and "known subclasses" not in done.stdout  # no list of every nn.Module
+    assert "--model.network my_module.MyNet" in " ".join(done.stdout.split())
+    assert "--model.network.help CLASS_PATH" in " ".join(done.stdout.split())
+    network = run_module(
+        f"lightning_app.{command}", ["--model.network.help", "lightning_app.model.network.MNISTCNN"], tmp_path
+    )
+    assert network.stdout.startswith(f"usage: python -m lightning_app.{command}") and "--model.network.dropout" in (
+        network.stdout
+    )
 
 
 @pytest.mark.subprocess

@@ -24,7 +24,7 @@ def test_fit_writes_five_readable_pngs_and_the_same_images_to_tensorboard(traine
         assert 500 <= width <= 2000 and 350 <= height <= 2000, (name, width, height)
     events = EventAccumulator(str(trained_run.run_dir))
     events.Reload()
-    assert sorted(events.Tags()["images"]) == sorted(f"report/{name}" for name in FIGURES)
+    assert sorted(events.Tags()["images"]) == sorted(f"write-up/{name}" for name in FIGURES)
 
 
 def test_curves_plot_the_figures_of_each_epoch(trained_run):
@@ -77,4 +77,4 @@ def test_figures_drawn_in_the_background_appear_without_keeping_the_command_wait
         png_size(run / f"{name}.png")
     events = EventAccumulator(str(run))
     events.Reload()
-    assert sorted(events.Tags()["images"]) == sorted(f"report/{name}" for name in FIGURES)
+    assert sorted(events.Tags()["images"]) == sorted(f"write-up/{name}" for name in FIGURES)

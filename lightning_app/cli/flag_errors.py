@@ -52,3 +52,13 @@ def as_flag_error(err: ValueError, config: Namespace) -> UserError:
         if len(candidates) == 1:
             message = f"--{candidates[0]}{message[len(name) :]}"
     return UserError(message)
+
+
+def as_parse_error(err: Exception) -> UserError:
+    """jsonargparse's complaint about the command line as one line naming the flag, without the usage it would
+    print above it (a screenful)."""
+    message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    key, cause = re.match(r'Parser key "([^"]+)"', message), union_cause(str(err))
+    if key and cause:
+        message = f"--{key.group(1)}: {cause}"
+    return UserError(f"{message.rstrip('.')}. Run with --help to list the options and their types.")

@@ -8,10 +8,10 @@ floats in [0, 1].
 import contextlib
 import io
 import os
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from pytorch_lightning.utilities.parsing import AttributeDict
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -19,7 +19,11 @@ from torchvision.datasets import MNIST
 
 from lightning_app.data.augmentation import random_distortion
 from lightning_app.data.idx_files import IDX_FILES, MNISTFilesError, check_split, load_split, raw_folder
-from lightning_app.data.sampling import ResumableDataLoader, ResumableSampler
+from lightning_app.data.sampling import EvaluationShard, ResumableDataLoader, ResumableSampler
+
+
+# The data module's settings of the distortions, which matter only with ``augment``.
+DISTORTIONS = ("shift", "rotation", "scale", "elastic", "elastic_sigma")
 
 
 class InMemoryDigits(Dataset):
@@ -98,8 +102,12 @@ class MNISTDataModule(pl.LightningDataModule):
 
     @property
     def hparams_initial(self) -> AttributeDict:
-        """The hyperparameters sent to the loggers, without LightningCLI's private entries (``_instantiator``)."""
-        return AttributeDict({k: v for k, v in super().hparams_initial.items() if not k.startswith("_")})
+        """The hyperparameters sent to the loggers: those in effect (no distortion settings without ``augment``),
+        without LightningCLI's private entries (``_instantiator``)."""
+        unused = () if self.hparams.augment else DISTORTIONS
+        return AttributeDict(
+            {k: v for k, v in super().hparams_initial.items() if not k.startswith("_") and k not in unused}
+        )
 
     def prepare_data(self) -> None:
         """Download the four IDX files with torchvision unless they are already in ``data_dir``; check them."""
@@ -107,7 +115,7 @@ class MNISTDataModule(pl.LightningDataModule):
         n_train = check_split(self.hparams.data_dir, train=True)  # headers and sizes only: a few bytes per file
         check_split(self.hparams.data_dir, train=False)
         if not self.hparams.val_size < n_train:
-            raise ValueError(
+            raise MNISTFilesError(
                 f"val_size {self.hparams.val_size} does not fit the {n_train} training images in "
                 f"{raw_folder(self.hparams.data_dir)}: choose a number between 1 and {n_train - 1}."
             )
@@ -117,15 +125,21 @@ class MNISTDataModule(pl.LightningDataModule):
         names = [name for pair in IDX_FILES.values() for name in pair]
         if all((folder / name).is_file() for name in names):
             return
-        created = not folder.exists()
+        # What was there before, so that a failed download leaves the tree exactly as it found it.
+        chain = [Path(self.hparams.data_dir), folder.parent, folder]
+        existed = {path for path in chain if path.exists()} | (set(folder.iterdir()) if folder.is_dir() else set())
         log = io.StringIO()
         try:
             with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
                 for train in (True, False):
                     MNIST(self.hparams.data_dir, train=train, download=True)
         except Exception as err:  # torchvision raises RuntimeError, URLError or OSError depending on the failure
-            if created and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+            for path in folder.iterdir() if folder.is_dir() else ():
+                if path not in existed and path.is_file():
+                    path.unlink()
+            for path in reversed(chain):
+                if path not in existed and path.is_dir() and not any(path.iterdir()):
+                    path.rmdir()
             missing = ", ".join(name for name in names if not (folder / name).is_file())
             reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
             raise MNISTFilesError(
@@ -141,7 +155,7 @@ class MNISTDataModule(pl.LightningDataModule):
         if stage in ("fit", "validate") and self.train_set is None:
             images, labels = load_split(self.hparams.data_dir, train=True)
             if not self.hparams.val_size < len(labels):
-                raise ValueError(f"val_size {self.hparams.val_size} does not fit the {len(labels)} training images.")
+                raise MNISTFilesError(f"val_size {self.hparams.val_size} does not fit the {len(labels)} training images.")
             generator = torch.Generator().manual_seed(self.hparams.split_seed)
             order = torch.randperm(len(labels), generator=generator)
             val_index, train_index = order[: self.hparams.val_size], order[self.hparams.val_size :]
@@ -173,9 +187,7 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def _eval_loader(self, dataset: InMemoryDigits) -> DataLoader:
         rank, world_size = self._shard()
-        # Lightning's default DistributedSampler pads the shards to equal length by repeating images, which would
-        # count some twice; this one gives each image to exactly one process.
-        sampler = UnrepeatedDistributedSampler(dataset, world_size, rank, shuffle=False) if world_size > 1 else None
+        sampler = EvaluationShard(dataset, world_size, rank) if world_size > 1 else None
         return self._loader(DataLoader, dataset, self.hparams.eval_batch_size, sampler)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:

@@ -26,7 +26,7 @@ _REFETCH = (
 
 
 class MNISTFilesError(ValueError):
-    """The MNIST files in ``data_dir`` are missing, truncated or corrupt (the message names the file)."""
+    """The MNIST files in ``data_dir`` cannot serve the settings: missing, truncated, corrupt, or too few images."""
 
 
 def raw_folder(data_dir: str | os.PathLike) -> Path:

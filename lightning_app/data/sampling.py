@@ -1,8 +1,9 @@
-"""The training loader and sampler whose position in the epoch Lightning saves and restores (its stateful-loading protocol)."""
+"""How each process draws its batches: the training loader and sampler whose position Lightning saves and restores
+(its stateful-loading protocol), and the evaluation's shards."""
 
 from typing import Any
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 
 class ResumableSampler(DistributedSampler):
@@ -47,3 +48,19 @@ class ResumableDataLoader(DataLoader):
         for batch in super().__iter__():
             self._batches += 1
             yield batch
+
+
+
+class EvaluationShard(DistributedSampler):
+    """This process's share of an evaluation set: every ``num_replicas``-th image, each image in exactly one share.
+
+    Torch's DistributedSampler pads the shares to equal length by repeating images, which would count some twice. A
+    DistributedSampler still, so that Lightning keeps it rather than wrapping it in one of its own.
+    """
+
+    def __init__(self, dataset: Any, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))

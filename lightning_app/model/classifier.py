@@ -97,7 +97,7 @@ class MNISTClassifier(pl.LightningModule):
 
     Args:
         network: The network, an ``nn.Module`` from normalised (N, 1, 28, 28) images to 10 logits; by default the
-            write-up's CNN (``lightning_app.network.MNISTCNN``) with its default settings.
+            write-up's CNN (``lightning_app.model.network.MNISTCNN``) with its default settings.
         optimizer: The optimizer, called with the parameters; by default Adam at 0.001, as in the write-up.
         scheduler: The learning-rate schedule, called with the optimizer; none by default. Schedules sized in steps
             (``total_steps``, as OneCycleLR) get the run's length from the Trainer and step after every optimizer
@@ -217,12 +217,6 @@ class MNISTClassifier(pl.LightningModule):
         if dataloader_idx == 0:
             return self._evaluate(batch, "val", self.val_loss, self.val_acc)
         return self._evaluate(batch, "test", self.test_loss, self.test_acc)
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.state.fn == "fit" and not self.trainer.sanity_checking and self.val_acc.update_count:
-            # TensorBoard's HParams tab compares runs by hp_metric: make it the validation accuracy.
-            # compute() has already gathered all ranks' counts; sync_dist only silences Lightning's reminder.
-            self.log("hp_metric", self.val_acc.compute(), sync_dist=True)
 
     def on_test_epoch_start(self) -> None:
         self.test_class_acc.reset()

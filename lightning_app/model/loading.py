@@ -1,13 +1,18 @@
-"""Read checkpoints safely (``weights_only``: a checkpoint cannot run code) and say clearly what is wrong with one."""
+"""Load trained models from checkpoints: read safely (``weights_only``: a file cannot run code), errors said clearly.
 
-import json
+Each checkpoint file is read once: the model is built from the dictionary that was read, with its network's
+``class_path`` and settings, the way Lightning's ``load_from_checkpoint`` builds it.
+"""
+
 from pathlib import Path
 from typing import Any
 
 import torch
+from pytorch_lightning.cli import instantiate_module
 
 from lightning_app.errors import UserError
 from lightning_app.model.classifier import MNISTClassifier
+from lightning_app.model.ensemble import Ensemble
 
 _HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
 
@@ -34,48 +39,31 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def network_config(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """The network's ``class_path``/``init_args`` saved in a checkpoint, if it was configured by a config."""
-    network = checkpoint.get("hyper_parameters", {}).get("network")
-    return network if isinstance(network, dict) else None
-
-
-def check_network(path: str | Path, configured: dict[str, Any] | None, resume: bool) -> None:
-    """Refuse, before anything runs, a checkpoint that the configured network (or run, with ``resume``) cannot use."""
-    checkpoint = read_checkpoint(path)
-    if resume and ("loops" not in checkpoint or "optimizer_states" not in checkpoint):
-        raise UserError(f"{path} holds weights only, not the training state needed to resume. {_HINT}")
-    saved = network_config(checkpoint)
-    if saved is None or configured is None:
-        return
-    if saved.get("class_path") != configured.get("class_path"):
-        raise UserError(
-            f"{path} holds a {saved.get('class_path')} network, but {configured.get('class_path')} is configured. "
-            f"Continue with the settings it was trained with: --config <its run folder>/config.yaml."
-        )
-    # Through JSON, so that a tuple in the config and the list it was saved as compare equal.
-    there, now = (
-        json.loads(json.dumps(saved.get("init_args") or {})),
-        json.loads(json.dumps(configured.get("init_args") or {})),
-    )
-    differences = [f"{key} {there[key]} there, {now.get(key)} now" for key in there if there[key] != now.get(key)]
-    if differences:
-        raise UserError(
-            f"{path} holds a network of other settings than the one configured ({'; '.join(differences)}). "
-            f"Continue with the settings it was trained with: --config <its run folder>/config.yaml, or the "
-            f"--model.network options."
-        )
-
-
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> MNISTClassifier:
-    """Load a checkpoint of this project's LightningModule for inference, with Lightning's own loading."""
-    read_checkpoint(path)  # the clear errors first
+def classifier_from(checkpoint: dict[str, Any], device: str | torch.device = "cpu", name: str = "") -> MNISTClassifier:
+    """The trained ``MNISTClassifier`` that a checkpoint (read by ``read_checkpoint``) holds, in eval mode."""
+    # As Lightning's load_from_checkpoint does with a LightningCLI checkpoint: the saved init arguments through
+    # jsonargparse (which builds the network from its class_path), then the weights.
+    settings = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if key != "_instantiator"}
     try:
-        model = MNISTClassifier.load_from_checkpoint(path, map_location=device, weights_only=True)
+        model = instantiate_module(MNISTClassifier, settings)
+        model.on_load_checkpoint(checkpoint)
+        model.load_state_dict(checkpoint["state_dict"])
     except (TypeError, ValueError, RuntimeError, ImportError, AttributeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"{path} cannot be loaded as this project's model ({first_line}). If it names a network class of your "
-            f"own, make its module importable (run from its folder or add that to PYTHONPATH). {_HINT}"
+            f"{name or 'The checkpoint'} cannot be loaded as this project's model ({first_line}). If it names a "
+            f"network class of your own, make its module importable (run from its folder or add that to "
+            f"PYTHONPATH). {_HINT}"
         ) from None
-    return model.eval()
+    return model.to(device).eval()
+
+
+def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> MNISTClassifier:
+    """Load a checkpoint file of this project's LightningModule for inference."""
+    return classifier_from(read_checkpoint(path), device, str(path))
+
+
+def load_model(paths: list[str | Path], device: str | torch.device = "cpu") -> MNISTClassifier | Ensemble:
+    """One checkpoint's classifier, or the ensemble of several that answer together."""
+    members = [load_classifier(path, device) for path in paths]
+    return members[0] if len(members) == 1 else Ensemble(members).to(device).eval()

@@ -156,7 +156,8 @@ def write_tensorboard(log_dir: Path, figures: dict[str, Any], step: int) -> None
 
     with SummaryWriter(str(log_dir)) as writer:
         for name, figure in figures.items():
-            writer.add_figure(f"report/{name}", figure, global_step=step, close=False)
+            # Under a name that sorts after the stages (test, train, val), so that TensorBoard opens on the curves.
+            writer.add_figure(f"write-up/{name}", figure, global_step=step, close=False)
 
 
 def close(figures: dict[str, Any]) -> None:

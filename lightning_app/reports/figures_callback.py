@@ -33,7 +33,8 @@ class RunFigures(Callback):
     """Record each epoch's figures and the test-set predictions, and draw the run's figures for the final model.
 
     Args:
-        background: Draw in a separate process, so that the command ends without waiting for matplotlib.
+        background: Draw in a separate process, while the command finishes its other work (the best checkpoint's
+            test pass); the command waits for it before it returns.
         show: Open the figures in the image viewer once drawn (where there is a display).
     """
 
@@ -47,6 +48,7 @@ class RunFigures(Callback):
         self._predictions: tuple[Tensor, Tensor, Tensor] | None = None
         self._predictions_weights: Tensor | None = None
         self._final = False
+        self._drawing: subprocess.Popen | None = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -145,16 +147,14 @@ class RunFigures(Callback):
                 step=trainer.global_step,
                 show=self.show,
             )
-            # A session of its own, and no handle on this command's terminal or pipes: the drawing outlives this
-            # process, Ctrl-C here does not interrupt it, and whatever waits for this command's output does not
-            # wait for it. Its errors, if any, stay in the run folder.
+            # No handle on this command's terminal or pipes: what waits for this command's output does not wait for
+            # the drawing. Its errors, if any, stay in the run folder.
             with open(folder / LOG, "wb") as log:
-                subprocess.Popen(
+                self._drawing = subprocess.Popen(
                     [sys.executable, "-m", "lightning_app.reports.drawing", str(payload)],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=log,
-                    start_new_session=True,
                 )
             return
         from lightning_app.reports import drawing as plots
@@ -165,6 +165,15 @@ class RunFigures(Callback):
         plots.close(figures)
         if self.show:
             say(trainer, plots.show(self.drawn))
+
+    def wait(self) -> None:
+        """Wait for the figures being drawn in a separate process; say so if they could not be drawn."""
+        drawing, self._drawing = self._drawing, None
+        if drawing is None or drawing.wait() == 0:
+            return
+        log = self.drawn[0].parent / LOG
+        print(f"warning: the figures could not be drawn; {log} says why.", file=sys.stderr, flush=True)
+        self.drawn = []
 
 
 def gather_unequal(trainer: "pl.Trainer", part: Tensor) -> Tensor:

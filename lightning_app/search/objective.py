@@ -31,25 +31,27 @@ class Objective:
         import optuna
         from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-        from lightning_app.fit import FitCLI
+        from lightning_app.cli.lightning_cli import MNISTCLI
         from lightning_app.search.pruning import OptunaPruning
         from lightning_app.training.console import EpochSummary
+        from lightning_app.training.tensorboard_logger import HParamsTensorBoardLogger
 
+        # The sampled settings are fit options, as the search space names them; the test set is never read.
         settings = [parameter.flag(parameter.suggest(trial)) for parameter in self.parameters]
-        run = [
-            f"--trainer.logger.init_args.save_dir={self.folder}",
-            "--trainer.logger.init_args.name=",
-            f"--trainer.logger.init_args.version=trial_{trial.number}",
-            "--data.test_every_epoch=false",  # the test set is never read during a search
-            "--trainer.enable_progress_bar=false",
-            "--trainer.enable_model_summary=false",
-        ]
+        quiet_trial = {
+            "logger": HParamsTensorBoardLogger(save_dir=str(self.folder), name="", version=f"trial_{trial.number}"),
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+        }
+        pruning = [OptunaPruning(trial, "val/acc")] if self.options.objective == "val_acc" else []
         try:
-            cli = FitCLI(args=[*self.fit_args, *settings, *run])
+            cli = MNISTCLI(
+                args=[*self.fit_args, *settings, "--data.test_every_epoch=false"],
+                callbacks=pruning,
+                trainer=quiet_trial,
+            )
         except UserError as err:  # a combination fit refuses (a kernel too large, say): this trial fails alone
             raise optuna.TrialPruned(f"fit refused these settings: {err}") from None
-        if self.options.objective == "val_acc":
-            cli.trainer.callbacks.append(OptunaPruning(trial, "val/acc"))
         if self.stopped is not None:  # the signal came while this trial was being set up
             raise TrainingInterrupted(self.stopped, None, 0)
         try:

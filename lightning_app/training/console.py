@@ -6,6 +6,8 @@ import warnings
 from typing import Any
 
 import pytorch_lightning as pl
+import torchmetrics
+import torchmetrics.classification
 from pytorch_lightning.callbacks import Callback, ModelSummary, TQDMProgressBar
 from pytorch_lightning.utilities import rank_zero_only
 from torchmetrics import Metric
@@ -67,15 +69,33 @@ class EpochSummary(Callback):
         say(trainer, " | ".join(parts))
 
 
+class EpochBar(TQDMProgressBar):
+    """Lightning's progress bar, counting epochs from 1 as the epoch line does, without the logger's run number."""
+
+    def on_train_epoch_start(self, trainer: "pl.Trainer", *args: Any) -> None:
+        super().on_train_epoch_start(trainer, *args)
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
+        self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}{total}")
+
+    def get_metrics(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> dict[str, Any]:
+        return {key: value for key, value in super().get_metrics(trainer, pl_module).items() if key != "v_num"}
+
+
 class NetworkSummary(ModelSummary):
     """Lightning's model summary without the metric objects (rows of zero parameters that a reader must skip)."""
 
-    def _summary(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> Any:
-        summary = super()._summary(trainer, pl_module)
-        # The rows are the summary's layers by name; Lightning has no public way to leave some out.
-        for name in [name for name, layer in summary._layer_summary.items() if isinstance(layer._module, Metric)]:
-            del summary._layer_summary[name]
-        return summary
+    @staticmethod
+    def summarize(summary_data: list[tuple[str, list[str]]], *args: Any, **kwargs: Any) -> None:
+        types = dict(summary_data).get("Type", [])
+        keep = [row for row, name in enumerate(types) if not is_metric(name)]
+        rows = [(column, [values[row] for row in keep]) for column, values in summary_data if column != " "]
+        ModelSummary.summarize([(" ", [str(row) for row in range(len(keep))]), *rows], *args, **kwargs)
+
+
+def is_metric(class_name: str) -> bool:
+    """Whether a class name, as the model summary shows it, is one of torchmetrics' metrics."""
+    found = getattr(torchmetrics, class_name, None) or getattr(torchmetrics.classification, class_name, None)
+    return isinstance(found, type) and issubclass(found, Metric)
 
 
 # Lightning's tip for a cloud logging service printed by every Trainer, and notes on its own internal steps.
@@ -83,6 +103,7 @@ _NOISE = (
     "💡 Tip:",
     "Trainer already configured with model summary callbacks",
     "Loading `train_dataloader` to estimate number of stepping batches",  # its own step, for OneCycleLR
+    "`Trainer.fit` stopped",  # the epoch line and "trained to epoch N" say it, and it would land on the bar's line
 )
 
 
@@ -101,6 +122,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
     # The entry points' main(args) hand LightningCLI their arguments on purpose (tests, tune, ensemble).
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
+    # A resumed run continues in its own run folder, whose checkpoints are those it continues.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     # Barebones mode turns logging off on purpose, and says so when it starts.
     warnings.filterwarnings("ignore", message=r"You are trying to `self\.log\(\)` but `Trainer\(barebones=True\)`")
     # The summary sizes the parameters as float32, which they are under mixed precision.

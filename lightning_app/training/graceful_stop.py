@@ -95,3 +95,18 @@ class GracefulStop(Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+
+def tell_how_to_continue(trainer: "pl.Trainer", stop: TrainingInterrupted) -> None:
+    """Say where a run stopped on a signal was saved, and the command that continues it exactly."""
+    if not trainer.is_global_zero:
+        return
+    if stop.checkpoint is None:
+        print(f"Training {stop}; checkpointing is off, so nothing was saved.", file=sys.stderr, flush=True)
+        return
+    print(
+        f"Training {stop} and saved {stop.checkpoint}. To continue exactly where it stopped, run:\n"
+        f"  python -m lightning_app.fit --ckpt_path {stop.checkpoint}",
+        file=sys.stderr,
+        flush=True,
+    )

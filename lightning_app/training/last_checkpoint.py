@@ -1,5 +1,7 @@
 """``last.ckpt``, kept current every epoch (or every N steps) and at the end of training."""
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +25,48 @@ class LastCheckpoint(ModelCheckpoint):
             filename=filename, monitor=None, save_top_k=1, enable_version_counter=enable_version_counter, **kwargs
         )
 
-    _saved_weights: torch.Tensor | None = None
+    saved_step: int | None = None  # the step and the weights that this callback's latest save held
+    saved_weights: torch.Tensor | None = None
+    _own_save = False
 
-    def _save_checkpoint(self, trainer: "pl.Trainer", filepath: str) -> None:
-        # ModelCheckpoint saves only through this protected method, and Lightning has no public hook that follows
-        # a callback's own save: what the save held is recorded here.
-        super()._save_checkpoint(trainer, filepath)
-        self._saved_weights = fingerprint(trainer.lightning_module)
+    # ModelCheckpoint saves from these hooks: a save made while one runs is this callback's own, and
+    # on_save_checkpoint, which every save calls, records what it held.
+
+    def on_train_batch_end(self, trainer: "pl.Trainer", *args: Any, **kwargs: Any) -> None:
+        with self._saving():
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def on_train_epoch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        with self._saving():
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        with self._saving():
+            super().on_validation_end(trainer, pl_module)
+
+    @contextlib.contextmanager
+    def _saving(self) -> Iterator[None]:
+        self._own_save = True
+        try:
+            yield
+        finally:
+            self._own_save = False
+
+    def on_save_checkpoint(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict) -> None:
+        if self._own_save:
+            self.saved_step, self.saved_weights = trainer.global_step, fingerprint(pl_module)
 
     def on_train_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         """Save the final state unless the last scheduled save already holds it (or this is a dry run).
 
-        The last save may be of this step and still not hold it (``lightning_app.weights`` says why); checkpoint
-        callbacks run after the others.
+        The last save may be of this step and still not hold it (``lightning_app.training.weights`` says why);
+        checkpoint callbacks run after the others.
         """
         super().on_train_end(trainer, pl_module)
         if trainer.fast_dev_run or not self.dirpath:
             return
-        same = unchanged(trainer, self._saved_weights)  # every process asks: it is a collective call
-        if self._last_global_step_saved == trainer.global_step and same:
+        same = unchanged(trainer, self.saved_weights)  # every process asks: it is a collective call
+        if self.saved_step == trainer.global_step and same:
             return
         trainer.save_checkpoint(Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}", weights_only=False)
-        self._last_global_step_saved, self._saved_weights = trainer.global_step, fingerprint(pl_module)
+        self.saved_step, self.saved_weights = trainer.global_step, fingerprint(pl_module)

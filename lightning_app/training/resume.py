@@ -2,14 +2,16 @@
 
 What a run must remember, and where it is kept:
 
-- the position in the epoch: ``ResumableDataLoader`` counts the batches it has handed out and Lightning saves that
-  in every checkpoint (its stateful-loading protocol); on resume the sampler skips those samples without loading
-  them, when iteration starts. Shuffling depends only on the seed and the epoch, so the order is the same;
+- the position in the epoch: ``ResumableDataLoader`` (``lightning_app.data.sampling``) counts the batches it has
+  handed out and Lightning saves that in every checkpoint (its stateful-loading protocol); on resume the sampler
+  skips those samples without loading them, when iteration starts. Shuffling depends only on the seed and the
+  epoch, so the order is the same;
 - the random generators (dropout): ``ExactResume`` saves them, every process's, and restores them;
 - the loops, optimizer and schedule: Lightning's own checkpoint;
-- ``last.ckpt``: ``LastCheckpoint`` keeps it current, every epoch or every N steps, and at the end;
-- a stop on a signal: ``GracefulStop`` finishes the step, agrees with the other processes on where to stop, saves
-  that exact position to ``last.ckpt`` and stops.
+- ``last.ckpt``: ``LastCheckpoint`` (``last_checkpoint.py``) keeps it current, every epoch or every N steps, and
+  at the end;
+- a stop on a signal: ``GracefulStop`` (``graceful_stop.py``) finishes the step, agrees with the other processes
+  on where to stop, saves that exact position to ``last.ckpt`` and stops.
 
 A checkpoint written by another number of processes continues from the end of its epoch (``ExactResume``).
 """
@@ -29,6 +31,8 @@ class ExactResume(Callback):
     Dropout draws from the global generators, so without this a resumed run would continue with other random masks
     than an uninterrupted one.
     """
+
+    _loader_states: list[dict[str, Any]] = []  # noqa: RUF012 - replaced, never changed in place
 
     def state_dict(self) -> dict[str, Any]:
         # Tensors only, so that checkpoints stay loadable with torch.load(weights_only=True).
@@ -60,6 +64,10 @@ class ExactResume(Callback):
     def on_load_checkpoint(
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
     ) -> None:
+        # The training loader's position, kept to hand it over when training starts (see on_train_start).
+        self._loader_states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get(
+            "combined_loader", []
+        )
         state = checkpoint.get("callbacks", {}).get(self.state_key, {})
         saved = int(state.get("world_size", 1))
         if saved == trainer.world_size or "loops" not in checkpoint:
@@ -83,5 +91,21 @@ class ExactResume(Callback):
     def on_train_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         # Lightning bug #20550: when configure_optimizers asks for trainer.estimated_stepping_batches (OneCycleLR),
         # the training loader is built before the checkpoint is restored, and the loader's saved position is never
-        # handed to it. Hand it over now; the loader reads it when its first batch is drawn.
-        trainer.fit_loop._load_combined_loader_states()
+        # handed to it. Hand it over now, as Lightning does otherwise (the same state twice is the same position);
+        # the loader reads it when its first batch is drawn.
+        states, self._loader_states = self._loader_states, []
+        loaders = trainer.train_dataloader
+        loaders = list(loaders.values()) if isinstance(loaders, dict) else loaders
+        loaders = loaders if isinstance(loaders, (list, tuple)) else [loaders]
+        stateful = [loader for loader in loaders if callable(getattr(loader, "load_state_dict", None))]
+        if len(stateful) == len(states):
+            for loader, state in zip(stateful, states):
+                loader.load_state_dict(state)
+
+
+def trained_to_the_end(checkpoint: dict[str, Any], max_epochs: int | None, max_steps: int | None) -> bool:
+    """Whether a checkpoint's run has already reached these limits, so that resuming it would train nothing."""
+    epochs = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    if max_steps is not None and max_steps >= 0 and checkpoint.get("global_step", 0) >= max_steps:
+        return True
+    return max_epochs not in (None, -1) and epochs.get("processed", 0) >= max_epochs
