@@ -65,8 +65,8 @@ class ExactResume(Callback):
         self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", checkpoint: dict[str, Any]
     ) -> None:
         # The training loader's position, kept to hand it over when training starts (see on_train_start).
-        self._loader_states = checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get(
-            "combined_loader", []
+        self._loader_states = (
+            checkpoint.get("loops", {}).get("fit_loop", {}).get("state_dict", {}).get("combined_loader", [])
         )
         state = checkpoint.get("callbacks", {}).get(self.state_key, {})
         saved = int(state.get("world_size", 1))
