@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from lightning_app.errors import UserError, first_line, report_user_errors
+from lightning_app.training import run_folder
 
 FORMATS = ("onnx", "torchscript")
 
@@ -24,15 +25,7 @@ def parse_args(args: list[str] | None) -> argparse.Namespace:
         prog="python -m lightning_app.export",
         description="Write a trained checkpoint as an ONNX or TorchScript file with its normalisation inside.",
     )
-    parser.add_argument(
-        "--ckpt_path",
-        required=True,
-        action="append",
-        help="A .ckpt file, or 'last' / 'best' for the newest run's checkpoint. Given more than once, or as a "
-        "quoted pattern, the checkpoints are exported as one ensemble that averages their probabilities.",
-    )
-    parser.add_argument("--logs_dir", default="logs", help="The folder `fit` writes runs to, for 'last' and 'best'.")
-    parser.add_argument("--name", default="mnist", help="The runs' name under --logs_dir, for 'last' and 'best'.")
+    run_folder.add_checkpoint_options(parser)
     parser.add_argument("--format", default="onnx", help="onnx (the default) or torchscript.")
     parser.add_argument("--output", required=True, help="The file to write, e.g. mnist.onnx or mnist.pt.")
     options = parser.parse_args(args)
@@ -100,10 +93,8 @@ def main(args: list[str] | None = None) -> Path:
     check_output(output)
     from lightning_app.model.exportable import Exportable
     from lightning_app.model.loading import load_model
-    from lightning_app.training import run_folder
 
-    root = Path(options.logs_dir) / options.name
-    paths = [path for spec in options.ckpt_path for path in run_folder.find_all(spec, root)]
+    paths = run_folder.checkpoint_files(options)
     model = Exportable(load_model(paths, "cpu"))
     write(model, options.format, output)
     print(

@@ -14,8 +14,7 @@ import torch
 from PIL import Image
 
 from lightning_app.errors import EXIT_USER_ERROR, UserError, report_user_errors
-from lightning_app.model import loading
-from lightning_app.model.ensemble import Ensemble
+from lightning_app.model.loading import load_model
 from lightning_app.photos.answers import answer, format_line
 from lightning_app.photos.mnist_style import load_digits
 from lightning_app.photos.seen import picture_of_what_was_seen
@@ -28,16 +27,7 @@ def parse_args(args: list[str] | None) -> argparse.Namespace:
         prog="python -m lightning_app.predict",
         description="Read handwritten digits, or numbers, in images (scans or photos) with a trained checkpoint.",
     )
-    parser.add_argument(
-        "--ckpt_path",
-        required=True,
-        action="append",
-        help="A .ckpt file, or 'last' / 'best' for the newest run's last or best checkpoint. Given more than once, "
-        "or as a quoted pattern such as 'logs/ensemble/member_*/checkpoints/last.ckpt', the checkpoints answer "
-        "together as an ensemble.",
-    )
-    parser.add_argument("--logs_dir", default="logs", help="The folder `fit` writes runs to, for 'last' and 'best'.")
-    parser.add_argument("--name", default="mnist", help="The runs' name under --logs_dir, for 'last' and 'best'.")
+    run_folder.add_checkpoint_options(parser)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu, cuda, ...")
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of one line per image.")
     parser.add_argument(
@@ -133,10 +123,8 @@ def main(args: list[str] | None = None) -> list[dict]:
             raise UserError(f"--show {folder}: the folder cannot be created ({err.strerror or err}).") from None
         pictures = picture_paths(folder, [file for file, _ in files])
     # Checkpoints are read with weights_only, so a crafted file cannot run code.
-    root = Path(options.logs_dir) / options.name
-    paths = [path for spec in options.ckpt_path for path in run_folder.find_all(spec, root)]
-    members = [loading.load_classifier(path, device) for path in paths]
-    model = members[0] if len(members) == 1 else Ensemble(members).to(device)
+    paths = run_folder.checkpoint_files(options)
+    model = load_model(paths, device)
     results, found = [], []
     for file, problem in files:
         try:

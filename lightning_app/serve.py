@@ -9,9 +9,9 @@ devices. Ctrl-C or SIGTERM lets the requests in flight finish, then stops every 
 import argparse
 import errno
 import socket
-from pathlib import Path
 
 from lightning_app.errors import UserError, first_line, report_user_errors
+from lightning_app.training import run_folder
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # the addresses LitServe can listen on
 
@@ -22,15 +22,7 @@ def parse_args(args: list[str] | None) -> argparse.Namespace:
         prog="python -m lightning_app.serve",
         description="Serve a trained checkpoint over HTTP: a drawing page at /, POST /predict with an image.",
     )
-    parser.add_argument(
-        "--ckpt_path",
-        required=True,
-        action="append",
-        help="A .ckpt file, or 'last' / 'best' for the newest run's last or best checkpoint. Given more than once, "
-        "or as a quoted pattern, the checkpoints answer together as an ensemble.",
-    )
-    parser.add_argument("--logs_dir", default="logs", help="The folder `fit` writes runs to, for 'last' and 'best'.")
-    parser.add_argument("--name", default="mnist", help="The runs' name under --logs_dir, for 'last' and 'best'.")
+    run_folder.add_checkpoint_options(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -93,10 +85,8 @@ def main(args: list[str] | None = None) -> None:
     from lightning_app.serving.app import build_server
     from lightning_app.serving.model_info import describe_checkpoints
     from lightning_app.serving.processes import end_children, interrupt_on_sigterm
-    from lightning_app.training import run_folder
 
-    root = Path(options.logs_dir) / options.name
-    paths = [path for spec in options.ckpt_path for path in run_folder.find_all(spec, root)]
+    paths = run_folder.checkpoint_files(options)
     info = describe_checkpoints(paths)
     api = DigitsAPI(paths, max_batch_size=options.max_batch_size, batch_timeout=options.batch_timeout)
     try:

@@ -11,7 +11,7 @@ from conftest import fit_options
 STEPS = """
 import resource, statistics, sys, torch, torch.nn.functional as F
 from lightning_app.memory import keep_freed_memory
-from lightning_app.network import MNISTCNN
+from lightning_app.model.network import MNISTCNN
 
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
@@ -59,7 +59,7 @@ def test_training_steps_stop_faulting_in_the_memory_they_freed():
 def test_the_cli_exempts_the_imported_libraries_from_garbage_collection(small_mnist, tmp_path):
     code = (
         "import gc, sys\n"
-        "from lightning_app.cli import MNISTCLI\n"
+        "from lightning_app.cli.lightning_cli import MNISTCLI\n"
         "assert gc.get_freeze_count() == 0\n"
         "MNISTCLI(args=sys.argv[1:])\n"
         "print(gc.get_freeze_count())\n"

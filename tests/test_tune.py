@@ -12,7 +12,8 @@ import time
 import pytest
 import yaml
 
-from lightning_app import fit, tune
+from lightning_app import tune
+from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.data import datamodule
 from lightning_app.search import storage as study_storage
 
@@ -100,7 +101,7 @@ def test_a_search_prunes_writes_the_best_config_and_plots_and_never_reads_the_te
     best = yaml.safe_load((folder / "best.yaml").read_text())
     assert best["trainer"]["logger"]["init_args"].get("version") is None
     assert best["data"]["test_every_epoch"] is True  # the search's own setting for its trials is not kept
-    cli = fit.FitCLI(args=["--config", str(folder / "best.yaml"), f"--trainer.logger.init_args.save_dir={tmp_path}"])
+    cli = MNISTCLI(args=["--config", str(folder / "best.yaml"), f"--trainer.logger.init_args.save_dir={tmp_path}"])
     cli.trainer.fit(cli.model, datamodule=cli.datamodule)
     assert float(cli.trainer.callback_metrics["val/acc"]) == pytest.approx(study.best_trial.user_attrs["val_acc"])
 
@@ -253,7 +254,7 @@ def test_a_password_in_the_storage_url_lands_in_no_file_and_no_console(
         return open_storage(f"sqlite:///{tmp_path / 'stand_in.db'}")
 
     monkeypatch.setattr(tune, "open_storage", sqlite_instead)
-    monkeypatch.setenv(tune.PASSWORD_VARIABLE, "s3cret")
+    monkeypatch.setenv(study_storage.PASSWORD_VARIABLE, "s3cret")
     tune.main(
         search_args(
             small_mnist, tmp_path, space, "--n_trials", "2", "--storage", "postgresql://bob@db.example.org/optuna"

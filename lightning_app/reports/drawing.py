@@ -1,8 +1,8 @@
 """The write-up's figures: loss and accuracy curves, predictions on test images, confusion matrix, worst mistakes.
 
 NumPy arrays in, PNG files out. Neither torch nor Lightning is imported, and matplotlib only when a figure is drawn,
-so that ``python -m lightning_app.plots RUN_DIR/.figures.npz`` (how a finished training run draws its figures in
-the background) starts quickly.
+so that ``python -m lightning_app.reports.drawing RUN_DIR/.figures.npz`` (how a finished training run draws its
+figures in a process of their own) starts quickly.
 """
 
 import json

@@ -5,6 +5,7 @@ A run folder is Lightning's own layout for checkpoints: ``<save_dir>/<name>/<ver
 keeps ``config.yaml``, the figures and ``checkpoints/`` (``last.ckpt`` and ``best-*.ckpt``) there.
 """
 
+import argparse
 import glob
 import os
 from pathlib import Path
@@ -101,3 +102,23 @@ def best_or_last(run: Path) -> Path:
         f"{run} holds no checkpoint ({CHECKPOINTS}/best-*.ckpt or {CHECKPOINTS}/{LAST}{EXTENSION}), so it is not "
         f"a run folder of `python -m lightning_app.fit`. Pass such a folder (logs/mnist/version_N by default)."
     )
+
+
+def add_checkpoint_options(parser: argparse.ArgumentParser) -> None:
+    """The options that name the checkpoints a command uses (``predict``, ``serve``, ``export``)."""
+    parser.add_argument(
+        "--ckpt_path",
+        required=True,
+        action="append",
+        help="A .ckpt file, or 'last' / 'best' for the newest run's last or best checkpoint. Given more than once, "
+        "or as a quoted pattern such as 'logs/ensemble/member_*/checkpoints/last.ckpt', the checkpoints answer "
+        "together as an ensemble.",
+    )
+    parser.add_argument("--logs_dir", default="logs", help="The folder `fit` writes runs to, for 'last' and 'best'.")
+    parser.add_argument("--name", default="mnist", help="The runs' name under --logs_dir, for 'last' and 'best'.")
+
+
+def checkpoint_files(options: argparse.Namespace) -> list[Path]:
+    """The checkpoint files that ``add_checkpoint_options``' options name, in order."""
+    root = Path(options.logs_dir) / options.name
+    return [path for spec in options.ckpt_path for path in find_all(spec, root)]
