@@ -48,10 +48,10 @@ def main(args: list[str] | None = None) -> list[Path]:
     images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)
     probabilities = model.probabilities(images)
     figures = draw(options.run_dir, history_of(checkpoint), images.numpy(), labels.numpy(), probabilities.numpy())
-    if any(options.run_dir.glob("events.out.tfevents.*")):  # a run that TensorBoard logged: its Images tab too
-        write_tensorboard(options.run_dir, figures, int(checkpoint.get("global_step", 0)))
     close(figures)
     paths = [options.run_dir / f"{name}.png" for name in figures]
+    if any(options.run_dir.glob("events.out.tfevents.*")):  # a run that TensorBoard logged: its Images tab too
+        write_tensorboard(options.run_dir, int(checkpoint.get("global_step", 0)), paths)
     for path in paths:
         print(path)
     if options.show:

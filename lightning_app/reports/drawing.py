@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 FIGURES = ("loss_curves", "accuracy_curves", "test_predictions", "confusion_matrix", "confident_mistakes")
+# The figures drawn by each of the processes that draw a run's figures side by side, of about equal work.
+SHARES = (("test_predictions", "confident_mistakes", "loss_curves"), ("confusion_matrix", "accuracy_curves"))
 GRID_SIZE = 32
 PAYLOAD = ".figures.npz"  # what a background drawing process reads, in the run folder
-LOG = ".figures.log"  # what it prints there; removed when all went well
 
 
 def pyplot():
@@ -65,24 +66,35 @@ def curves_figure(history: list[dict[str, float]], name: str) -> Any:
 def predictions_figure(
     images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, title: str, columns: int = 8
 ) -> Any:
-    """A grid of digits, each titled with the prediction, its probability and the true label; mistakes in red."""
+    """A grid of digits, each titled with the prediction, its probability and the true label; mistakes in red.
+
+    The digits are one image with the labels written over it: a grid of 32 subplots takes several times as long to
+    lay out and save, and the command waits for its figures.
+    """
+    side, gap, label = 28, 8, 26  # in the digits' pixels: a digit, the space between two, the two lines above one
     rows = max(1, -(-len(images) // columns))
-    figure, grid = pyplot().subplots(
-        rows, columns, figsize=(1.45 * columns, 1.65 * rows + 0.4), layout="constrained", squeeze=False
-    )
+    sheet = np.zeros((rows * (side + label), columns * (side + gap)), dtype=np.uint8)
+    for index, image in enumerate(images):
+        top, left = (index // columns) * (side + label) + label, (index % columns) * (side + gap) + gap // 2
+        sheet[top : top + side, left : left + side] = image
+    width = 1.45 * columns
+    figure = pyplot().figure(figsize=(width, width * sheet.shape[0] / sheet.shape[1] + 0.5))
+    axes = figure.add_axes((0, 0, 1, 1 - 0.5 / figure.get_figheight()))
+    axes.imshow(sheet, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    axes.axis("off")
     confidence, predicted = probabilities.max(axis=1), probabilities.argmax(axis=1)
-    for index, axes in enumerate(grid.flat):
-        axes.axis("off")
-        if index >= len(images):
-            continue
-        axes.imshow(images[index], cmap="gray_r")
+    for index in range(len(images)):
         wrong = predicted[index] != labels[index]
-        axes.set_title(
+        axes.text(
+            (index % columns) * (side + gap) + (side + gap) / 2,
+            (index // columns) * (side + label) + label - 2,
             f"{predicted[index]} ({confidence[index]:.0%})\ntrue {labels[index]}" + (" ✗" if wrong else ""),
             fontsize=9,
             color="crimson" if wrong else "black",
+            ha="center",
+            va="bottom",
         )
-    figure.suptitle(title)
+    figure.suptitle(title, y=1 - 0.08 / figure.get_figheight(), va="top")
     return figure
 
 
@@ -121,23 +133,28 @@ def confusion_figure(confusion: np.ndarray) -> Any:
 
 
 def draw(
-    folder: Path, history: list[dict[str, float]], images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray
+    folder: Path,
+    history: list[dict[str, float]],
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    names: tuple[str, ...] = FIGURES,
 ) -> dict[str, Any]:
-    """Draw the five figures and write them as PNGs into ``folder``; return the matplotlib figures by name."""
+    """Draw the figures ``names`` (all five by default) and write them as PNGs into ``folder``; return them by name."""
     confidence, predicted = probabilities.max(axis=1), probabilities.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:GRID_SIZE]
-    figures = {
-        "loss_curves": curves_figure(history, "loss"),
-        "accuracy_curves": curves_figure(history, "acc"),
-        "test_predictions": predictions_figure(
+    makers = {
+        "loss_curves": lambda: curves_figure(history, "loss"),
+        "accuracy_curves": lambda: curves_figure(history, "acc"),
+        "test_predictions": lambda: predictions_figure(
             images[:GRID_SIZE],
             labels[:GRID_SIZE],
             probabilities[:GRID_SIZE],
             "Test images: prediction (probability), true label",
         ),
-        "confusion_matrix": confusion_figure(confusion_matrix(labels, predicted)),
-        "confident_mistakes": predictions_figure(
+        "confusion_matrix": lambda: confusion_figure(confusion_matrix(labels, predicted)),
+        "confident_mistakes": lambda: predictions_figure(
             images[worst],
             labels[worst],
             probabilities[worst],
@@ -145,19 +162,23 @@ def draw(
         ),
     }
     folder.mkdir(parents=True, exist_ok=True)
+    figures = {name: makers[name]() for name in names}
     for name, figure in figures.items():
         figure.savefig(folder / f"{name}.png", dpi=100)
     return figures
 
 
-def write_tensorboard(log_dir: Path, figures: dict[str, Any], step: int) -> None:
-    """Add the figures to TensorBoard's Images tab of the run logged in ``log_dir``."""
+def write_tensorboard(log_dir: Path, step: int, paths: list[Path]) -> None:
+    """Add the figures' PNG files to TensorBoard's Images tab of the run logged in ``log_dir``."""
+    from PIL import Image
     from torch.utils.tensorboard import SummaryWriter
 
     with SummaryWriter(str(log_dir)) as writer:
-        for name, figure in figures.items():
-            # Under a name that sorts after the stages (test, train, val), so that TensorBoard opens on the curves.
-            writer.add_figure(f"write-up/{name}", figure, global_step=step, close=False)
+        for path in paths:
+            with Image.open(path) as image:
+                pixels = np.asarray(image.convert("RGB"))
+            # Under a name that sorts after the stages (test, train, val): TensorBoard opens on the curves.
+            writer.add_image(f"write-up/{path.stem}", pixels, global_step=step, dataformats="HWC")
 
 
 def close(figures: dict[str, Any]) -> None:
@@ -167,19 +188,31 @@ def close(figures: dict[str, Any]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Draw a run's figures from the payload a training process left in its folder, so that the training process can
-    end without waiting for them; the payload is removed when the figures are written."""
-    payload = Path((args if args is not None else sys.argv[1:])[0])
+    """Draw a run's figures from the payload a training process left in its folder, in a process of their own while
+    the training process finishes its other work.
+
+    The payload's path is the argument (all five figures), or else the first line of the standard input, with the
+    names of the figures to draw after it: the training process starts this one (several, each with a share of the
+    figures) before its predictions exist, so that matplotlib is imported by then, and ends it by closing the input
+    without a line when there is nothing to draw.
+    """
+    given = args if args is not None else sys.argv[1:]
+    pyplot()
+    line = given[0] if given else sys.stdin.readline().strip()
+    if not line:
+        return
+    payload, _, names = line.partition(" ")
     with np.load(payload) as data:
         history = json.loads(str(data["history"]))
-        figures = draw(payload.parent, history, data["images"], data["labels"], data["probabilities"])
-        if str(data["tensorboard_dir"]):
-            write_tensorboard(Path(str(data["tensorboard_dir"])), figures, int(data["step"]))
-        if bool(data["show"]):
-            show([payload.parent / f"{name}.png" for name in figures])
+        figures = draw(
+            Path(payload).parent,
+            history,
+            data["images"],
+            data["labels"],
+            data["probabilities"],
+            tuple(names.split(",")) if names else FIGURES,
+        )
     close(figures)
-    payload.unlink()
-    (payload.parent / LOG).unlink(missing_ok=True)
 
 
 def show(paths: list[Path]) -> str:

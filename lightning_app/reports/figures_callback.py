@@ -10,6 +10,7 @@ figures from its checkpoint alone.
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,8 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import TensorBoardLogger
 from torch import Tensor
 
-from lightning_app.reports.drawing import FIGURES, LOG, PAYLOAD
+from lightning_app.reports.drawing import FIGURES, PAYLOAD, SHARES
 from lightning_app.training import run_folder
-from lightning_app.training.console import say
 from lightning_app.training.weights import fingerprint, unchanged
 
 TEST_LOADER = 1  # the data module's second validation loader during fit is the test set
@@ -48,7 +48,10 @@ class RunFigures(Callback):
         self._predictions: tuple[Tensor, Tensor, Tensor] | None = None
         self._predictions_weights: Tensor | None = None
         self._final = False
-        self._drawing: subprocess.Popen | None = None
+        self._drawing: list[subprocess.Popen] = []
+        self._drawing_log: Any = None
+        self._payload: Path | None = None
+        self._tensorboard: tuple[Path, int] | None = None  # the TensorBoard run to add the figures to, and the step
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -57,6 +60,18 @@ class RunFigures(Callback):
         self.history = list(state_dict.get("history", []))
 
     # ---- per-epoch figures ----
+
+    def on_validation_start(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
+        # The drawing process starts with the last epoch's evaluation, so that it has imported matplotlib by the time
+        # the final model's predictions come (the command then waits only for the drawing itself), and so that it
+        # takes no time from the training steps. Only where the test set is evaluated during fit (the data module's
+        # second validation loader): a search never draws.
+        last = trainer.max_epochs not in (None, -1) and trainer.current_epoch == trainer.max_epochs - 1
+        loaders = trainer.val_dataloaders
+        evaluates_test = isinstance(loaders, (list, tuple)) and len(loaders) > TEST_LOADER
+        fitting = trainer.state.fn == "fit" and not trainer.sanity_checking and not trainer.fast_dev_run
+        if self.background and last and evaluates_test and fitting and trainer.is_global_zero:
+            self._start_drawing()
 
     def on_validation_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -132,7 +147,7 @@ class RunFigures(Callback):
             return
         images, labels, probabilities = (part.numpy() for part in self._predictions)
         tensorboard = next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
-        tensorboard_dir = tensorboard.log_dir if tensorboard is not None else ""
+        self._tensorboard = (Path(tensorboard.log_dir), trainer.global_step) if tensorboard is not None else None
         self.drawn = [folder / f"{name}.png" for name in FIGURES]
         if self.background:
             folder.mkdir(parents=True, exist_ok=True)
@@ -143,37 +158,67 @@ class RunFigures(Callback):
                 labels=labels,
                 probabilities=probabilities,
                 history=json.dumps(self.history),
-                tensorboard_dir=tensorboard_dir,
-                step=trainer.global_step,
-                show=self.show,
             )
-            # No handle on this command's terminal or pipes: what waits for this command's output does not wait for
-            # the drawing. Its errors, if any, stay in the run folder.
-            with open(folder / LOG, "wb") as log:
-                self._drawing = subprocess.Popen(
-                    [sys.executable, "-m", "lightning_app.reports.drawing", str(payload)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=log,
-                )
+            self._start_drawing()
+            for process, names in zip(self._drawing, SHARES):
+                process.stdin.write(f"{payload} {','.join(names)}\n".encode())
+                process.stdin.close()
+            self._payload = payload
             return
-        from lightning_app.reports import drawing as plots
+        from lightning_app.reports import drawing
 
-        figures = plots.draw(folder, self.history, images, labels, probabilities)
-        if tensorboard_dir:
-            plots.write_tensorboard(Path(tensorboard_dir), figures, trainer.global_step)
-        plots.close(figures)
-        if self.show:
-            say(trainer, plots.show(self.drawn))
+        drawing.close(drawing.draw(folder, self.history, images, labels, probabilities))
+        self._finish()
+
+    def _start_drawing(self) -> None:
+        """Start the processes that draw the figures side by side once given the payload's path on their input."""
+        if self._drawing:
+            return
+        # No handle on this command's terminal or pipes: what waits for this command's output does not wait for
+        # the drawing. What they print, if anything goes wrong, is said when the command waits for them.
+        self._drawing_log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by wait()
+        self._drawing = [
+            subprocess.Popen(
+                [sys.executable, "-m", "lightning_app.reports.drawing"],
+                stdin=subprocess.PIPE,
+                stdout=self._drawing_log,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in SHARES
+        ]
 
     def wait(self) -> None:
-        """Wait for the figures being drawn in a separate process; say so if they could not be drawn."""
-        drawing, self._drawing = self._drawing, None
-        if drawing is None or drawing.wait() == 0:
+        """Wait for the figures being drawn in separate processes (ending them if nothing was given them to draw);
+        say so if they could not be drawn."""
+        drawing, self._drawing = self._drawing, []
+        if not drawing:
             return
-        log = self.drawn[0].parent / LOG
-        print(f"warning: the figures could not be drawn; {log} says why.", file=sys.stderr, flush=True)
+        for process in drawing:
+            if not process.stdin.closed:
+                process.stdin.close()  # nothing to draw: it ends
+        failed = any([process.wait() for process in drawing])
+        self._drawing_log.seek(0)
+        printed = self._drawing_log.read().decode(errors="replace").strip()
+        self._drawing_log.close()
+        payload, self._payload = self._payload, None
+        if payload is None:
+            return
+        payload.unlink(missing_ok=True)
+        if not failed:
+            self._finish()
+            return
+        print(f"warning: the figures could not be drawn: {printed[-2000:]}", file=sys.stderr, flush=True)
         self.drawn = []
+
+    def _finish(self) -> None:
+        """Put the drawn figures into TensorBoard's Images tab (this process has torch's writer loaded already),
+        and open them if asked."""
+        from lightning_app.reports import drawing
+
+        if self._tensorboard is not None:
+            drawing.write_tensorboard(*self._tensorboard, self.drawn)
+        if self.show:
+            print(drawing.show(self.drawn), flush=True)
 
 
 def gather_unequal(trainer: "pl.Trainer", part: Tensor) -> Tensor:
