@@ -42,10 +42,13 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
-        return importlib.import_module(f"{__name__}.{MOVED[spec.name.partition('.')[2]]}")
+        module = importlib.import_module(f"{__name__}.{MOVED[spec.name.partition('.')[2]]}")
+        self.specs = {**getattr(self, "specs", {}), spec.name: module.__spec__}
+        return module
 
     def exec_module(self, module):
-        """Nothing to run: the module was imported under its new name."""
+        """Nothing to run: the module was imported under its new name, whose spec it keeps."""
+        module.__spec__ = self.specs.get(module.__spec__.name, module.__spec__)
 
 
 if not any(isinstance(finder, MovedModules) for finder in sys.meta_path):

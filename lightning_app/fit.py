@@ -1,6 +1,10 @@
 """Train the MNIST CNN: ``python -m lightning_app.fit [--config FILE] [--trainer.max_epochs N] [--ckpt_path last]``."""
 
+import signal
+import sys
 from typing import Any
+
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
@@ -24,6 +28,8 @@ def train(cli: MNISTCLI) -> dict[str, Any]:
     """``main``'s work with a command line already built (``ensemble`` builds its members' with their loggers)."""
     trainer, model, datamodule = cli.trainer, cli.model, cli.datamodule
     figures = next((callback for callback in trainer.callbacks if isinstance(callback, RunFigures)), None)
+    if figures is not None:
+        figures.wait_later = True  # drawn while the best checkpoint is tested
     try:
         with cli.data_errors_as_flags():
             trainer.fit(model, datamodule=datamodule, ckpt_path=cli.ckpt_path, weights_only=True)
@@ -43,6 +49,9 @@ def train(cli: MNISTCLI) -> dict[str, Any]:
     except TrainingInterrupted as stop:
         tell_how_to_continue(trainer, stop)
         raise SystemExit(128 + stop.signum) from None
+    except SIGTERMException:  # Lightning's own stop, for a SIGTERM before training starts or after it ends
+        print("Stopped by SIGTERM outside training: nothing was saved that had not been.", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         if figures is not None:
             figures.wait()  # the figures are drawn while the best checkpoint is tested; none outlives the command

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from lightning_app.data.idx_files import load_split
+from lightning_app.data.idx_files import MNISTFilesError, load_split
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.model.loading import classifier_from, read_checkpoint
 from lightning_app.reports.drawing import close, draw, show, write_tensorboard
@@ -22,7 +22,7 @@ def run_data_dir(run_dir: Path) -> str:
             f"{run_dir} has no {run_folder.CONFIG}, so the data folder it was trained on is unknown. Give it with "
             f"--data_dir DIR."
         )
-    return yaml.safe_load(config.read_text())["data"]["data_dir"]
+    return (yaml.safe_load(config.read_text()).get("data") or {}).get("data_dir", "data")
 
 
 def history_of(checkpoint: dict) -> list[dict[str, float]]:
@@ -45,7 +45,10 @@ def main(args: list[str] | None = None) -> list[Path]:
     ckpt_path = options.ckpt_path or (last if last.is_file() else run_folder.best_or_last(options.run_dir))
     checkpoint = read_checkpoint(ckpt_path)  # once: its weights and the run's per-epoch figures
     model = classifier_from(checkpoint, "cuda" if torch.cuda.is_available() else "cpu", str(ckpt_path))
-    images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)
+    try:
+        images, labels = load_split(options.data_dir or run_data_dir(options.run_dir), train=False)
+    except MNISTFilesError as err:
+        raise UserError(f"{err} Give the folder holding MNIST/raw/ with --data_dir DIR.") from None
     probabilities = model.probabilities(images)
     figures = draw(options.run_dir, history_of(checkpoint), images.numpy(), labels.numpy(), probabilities.numpy())
     close(figures)

@@ -144,7 +144,7 @@ def main(args: list[str] | None = None) -> Any:
 def quiet_interruptions(record: logging.LogRecord) -> bool:
     """Leave out Optuna's report, traceback and all, of a trial cut short by Ctrl-C or SIGTERM: the search says so."""
     error = record.exc_info[1] if record.exc_info else None
-    return not isinstance(error, (KeyboardInterrupt, TrainingInterrupted))
+    return not isinstance(error, (KeyboardInterrupt, TrainingInterrupted, UserError))
 
 
 def is_main_thread() -> bool:

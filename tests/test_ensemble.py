@@ -73,3 +73,12 @@ def member_probability(answer: dict, digit: int) -> float | None:
     if answer["digit"] == digit:
         return answer["probability"]
     return answer["runner_up_probability"] if answer["runner_up"] == digit else None
+
+
+def test_the_ensembles_evaluation_gets_fits_options_without_the_figures_and_their_values():
+    options = ["--figures.show", "true", "--data.val_size=500", "--figures=mine.yaml", "--figures.background=false"]
+    assert ensemble.without_figures([*options, "--trainer.max_epochs", "2"]) == [
+        "--data.val_size=500",
+        "--trainer.max_epochs",
+        "2",
+    ]

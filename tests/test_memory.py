@@ -10,7 +10,7 @@ from conftest import fit_options
 
 STEPS = """
 import resource, statistics, sys, torch, torch.nn.functional as F
-from lightning_app.memory import keep_freed_memory
+from lightning_app.training.memory import keep_freed_memory
 from lightning_app.model.network import MNISTCNN
 
 if sys.argv[1] == "keep":

@@ -15,6 +15,10 @@ from lightning_app.training.resume import trained_to_the_end
 _HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
 
 
+class NothingToTrain(UserError):
+    """The checkpoint to resume has already reached the run's epochs or steps."""
+
+
 def checkpoint_paths(config: Namespace, several: bool) -> list[str]:
     """The files ``--ckpt_path`` names: ``last``/``best`` of the newest run, a file, or (``several``) patterns and
     lists of them."""
@@ -37,7 +41,7 @@ def read_to_resume(path: str, config: Namespace) -> dict[str, Any]:
     check_resumable(Path(path), checkpoint, network.as_dict() if isinstance(network, Namespace) else None)
     trainer = config.trainer
     if trained_to_the_end(checkpoint, trainer.max_epochs, trainer.max_steps) and not trainer.fast_dev_run:
-        raise UserError(
+        raise NothingToTrain(
             f"Nothing to train: {path} has already reached --trainer.max_epochs {trainer.max_epochs} (or "
             f"--trainer.max_steps {trainer.max_steps}). Raise it to train further."
         )

@@ -148,7 +148,8 @@ class MNISTCLI(LightningCLI):
         run = run_folder.run_of(path)
         if run is not None and (run / run_folder.CONFIG).is_file():
             given = list(sys.argv[1:] if args is None else args)
-            super().parse_arguments(parser, ["--config", str(run / run_folder.CONFIG), *given])
+            # The file found now, so that the run's config cannot lead to another run's checkpoint.
+            super().parse_arguments(parser, ["--config", str(run / run_folder.CONFIG), *given, f"--ckpt_path={path}"])
 
     def before_instantiate_classes(self) -> None:
         trainer = self.config.trainer

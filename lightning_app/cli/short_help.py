@@ -21,8 +21,8 @@ SUMMARY_WIDTH = 80  # characters of an option's first sentence shown
 def first_sentence(text: str) -> str:
     """A docstring's first sentence, with Sphinx cross-references as plain names."""
     text = " ".join(SPHINX_ROLE.sub(r"\1", text).replace("``", "").split())
-    match = re.match(r"(.+?[.:])(\s|$)", text)
-    sentence = match.group(1).rstrip(".:") + "." if match else text
+    match = re.match(r"(.+?\.)(\s|$)", text)
+    sentence = match.group(1) if match else text
     return sentence if len(sentence) <= SUMMARY_WIDTH else sentence[:SUMMARY_WIDTH].rsplit(" ", 1)[0] + "..."
 
 

@@ -7,6 +7,7 @@ state, so they travel in every checkpoint: a resumed run draws its whole history
 figures from its checkpoint alone.
 """
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,8 +34,8 @@ class RunFigures(Callback):
     """Record each epoch's figures and the test-set predictions, and draw the run's figures for the final model.
 
     Args:
-        background: Draw in a separate process, while the command finishes its other work (the best checkpoint's
-            test pass); the command waits for it before it returns.
+        background: Draw in two processes of their own, started with the last epoch's evaluation, while the command
+            finishes its other work (the best checkpoint's test pass); the command waits for them before it returns.
         show: Open the figures in the image viewer once drawn (where there is a display).
     """
 
@@ -51,6 +52,7 @@ class RunFigures(Callback):
         self._drawing: list[subprocess.Popen] = []
         self._drawing_log: Any = None
         self._payload: Path | None = None
+        self.wait_later = False  # set by a command that calls wait() itself, after its other work
         self._tensorboard: tuple[Path, int] | None = None  # the TensorBoard run to add the figures to, and the step
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,7 +119,7 @@ class RunFigures(Callback):
     def has_final_predictions(self) -> bool:
         """Whether the last evaluation of the test set used the final weights (so no test pass is needed to draw).
 
-        Compared by the weights themselves, not the step (see ``lightning_app.weights``).
+        Compared by the weights themselves, not the step (see ``lightning_app.training.weights``).
         """
         return self._final
 
@@ -161,14 +163,24 @@ class RunFigures(Callback):
             )
             self._start_drawing()
             for process, names in zip(self._drawing, SHARES):
-                process.stdin.write(f"{payload} {','.join(names)}\n".encode())
-                process.stdin.close()
+                with contextlib.suppress(BrokenPipeError):  # one that died already: wait() says why
+                    process.stdin.write(f"{payload} {','.join(names)}\n".encode())
+                    process.stdin.close()
             self._payload = payload
             return
         from lightning_app.reports import drawing
 
         drawing.close(drawing.draw(folder, self.history, images, labels, probabilities))
         self._finish()
+
+    def teardown(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
+        # fit's own command waits later, after the best checkpoint's test pass; a script of a user's that calls
+        # trainer.fit or trainer.test gets its figures when that returns.
+        if not self.wait_later:
+            self.wait()
+
+    def on_exception(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", exception: BaseException) -> None:
+        self.wait()
 
     def _start_drawing(self) -> None:
         """Start the processes that draw the figures side by side once given the payload's path on their input."""
@@ -195,7 +207,8 @@ class RunFigures(Callback):
             return
         for process in drawing:
             if not process.stdin.closed:
-                process.stdin.close()  # nothing to draw: it ends
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()  # nothing to draw: it ends
         failed = any([process.wait() for process in drawing])
         self._drawing_log.seek(0)
         printed = self._drawing_log.read().decode(errors="replace").strip()

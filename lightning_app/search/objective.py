@@ -55,7 +55,8 @@ class Objective:
         if self.stopped is not None:  # the signal came while this trial was being set up
             raise TrainingInterrupted(self.stopped, None, 0)
         try:
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+            with cli.data_errors_as_flags():
+                cli.trainer.fit(cli.model, datamodule=cli.datamodule)
         except SIGTERMException:  # Lightning's own stop, for a SIGTERM in its sanity check or a validation
             raise TrainingInterrupted(signal.SIGTERM, None, 0) from None
         finally:
