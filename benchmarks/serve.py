@@ -17,7 +17,6 @@ root with the project installed::
 """
 
 import argparse
-import importlib.util
 import io
 import signal
 import socket
@@ -39,15 +38,9 @@ from lightning_app.model.loading import load_model
 from lightning_app.photos.image_files import open_photo
 from lightning_app.photos.mnist_style import digits_in
 
+from photos import import_renderer  # benchmarks/photos.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def import_renderer():
-    """The tests' photo renderer, tests/photos.py (imported by path, under a name of its own)."""
-    spec = importlib.util.spec_from_file_location("photo_renderer", ROOT / "tests" / "photos.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def parse_args() -> argparse.Namespace:

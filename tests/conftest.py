@@ -131,6 +131,12 @@ def trained_run(small_mnist, tmp_path_factory) -> TrainedRun:
 
 
 @pytest.fixture(scope="session")
+def ckpt(trained_run) -> str:
+    """The shared trained run's best checkpoint file."""
+    return trained_run.result["best_ckpt"]
+
+
+@pytest.fixture(scope="session")
 def full_mnist_dir() -> Path:
     """The real, full MNIST data set named by MNIST_DATA_DIR (set by .ci/run when it is available)."""
     value = os.environ.get("MNIST_DATA_DIR")

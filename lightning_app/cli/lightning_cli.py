@@ -18,7 +18,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from torch import nn
 
 from lightning_app.cli import logger_folders, refusals
-from lightning_app.cli.callbacks import run_callbacks
+from lightning_app.cli.callbacks import CONFIGURED, run_callbacks
 from lightning_app.cli.checkpoint_choice import checkpoint_paths, read_to_resume
 from lightning_app.cli.flag_errors import as_flag_error, as_parse_error
 from lightning_app.cli.run_config import RunConfig
@@ -201,7 +201,7 @@ class MNISTCLI(LightningCLI):
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         trainer_config = {**self.config_init["trainer"], **self.trainer_settings, **kwargs}
-        configured = {key: self.config_init.get(key) for key in ("checkpoint", "last_checkpoint", "figures")}
+        configured = {key: self.config_init.get(key) for key in CONFIGURED}
         callbacks = run_callbacks(trainer_config, configured, self.extra_callbacks)
         plugins = trainer_config.get("plugins") or []
         plugins = plugins if isinstance(plugins, list) else [plugins]

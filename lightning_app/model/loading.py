@@ -14,7 +14,7 @@ from lightning_app.errors import UserError
 from lightning_app.model.classifier import MNISTClassifier
 from lightning_app.model.ensemble import Ensemble
 
-_HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
+CHECKPOINT_HINT = "Pass a .ckpt file written by `python -m lightning_app.fit` (<run folder>/checkpoints/)."
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -28,13 +28,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(
             f"Checkpoint {path} cannot be read ({type(err).__name__}): it is truncated, corrupt, not a PyTorch "
             f"checkpoint, or holds objects other than tensors and plain data, which are refused so that a file "
-            f"cannot run code. {_HINT}"
+            f"cannot run code. {CHECKPOINT_HINT}"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not any(key.startswith("network.") for key in state):
         raise UserError(
             f"{path} is not a checkpoint of this project's LightningModule (its weights are not those of an "
-            f"MNISTClassifier's network). {_HINT}"
+            f"MNISTClassifier's network). {CHECKPOINT_HINT}"
         )
     return checkpoint
 
@@ -53,7 +53,7 @@ def classifier_from(checkpoint: dict[str, Any], device: str | torch.device = "cp
         raise UserError(
             f"{name or 'The checkpoint'} cannot be loaded as this project's model ({first_line}). If it names a "
             f"network class of your own, make its module importable (run from its folder or add that to "
-            f"PYTHONPATH). {_HINT}"
+            f"PYTHONPATH). {CHECKPOINT_HINT}"
         ) from None
     return model.to(device).eval()
 
