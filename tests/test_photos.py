@@ -11,6 +11,7 @@ from lightning_app import predict
 from lightning_app.errors import UserError
 from lightning_app.model.loading import load_classifier
 from lightning_app.photos.mnist_style import load_digits
+from lightning_app.photos.ruled_lines import fullest_rows, fullest_rows_of_runs
 
 from photos import Look, random_look, render, save
 
@@ -185,3 +186,14 @@ def test_a_page_of_many_marks_is_not_read_as_a_number(tmp_path):
     Image.fromarray(page).save(tmp_path / "page.png")
     with pytest.raises(UserError, match="separate marks"):
         load_digits(tmp_path / "page.png")
+
+
+def test_the_tilt_search_counts_runs_of_ink_as_it_would_count_each_pixel():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        height, width = rng.integers(2, 160, 2)
+        ink = rng.random((height // 4 + 1, width // 4 + 1)) < rng.random()  # blobs, lines and gaps, 4 pixels a cell
+        mask = np.repeat(np.repeat(ink, 4, axis=0), 4, axis=1)[:height, :width]
+        rows, cols = np.nonzero(mask)
+        if rows.size:
+            assert np.array_equal(fullest_rows_of_runs(mask), fullest_rows(rows, cols))

@@ -52,9 +52,7 @@ def ink_against(grey: np.ndarray, paper: np.ndarray, cell: int, closing: int = C
     """Dark ink against paper whose level in each cell of the grid is ``paper``: 0 for paper, 1 for black."""
     # A closing of the grid: a cell within a thick stroke takes the paper's level from its neighbours, while
     # regions wider than a stroke, a shadow's, keep their own.
-    near = range(-closing, closing + 1)
-    paper = np.max([shift(paper, dy, dx) for dy in near for dx in near], axis=0)
-    paper = np.min([shift(paper, dy, dx) for dy in near for dx in near], axis=0)
+    paper = window(window(paper, closing, np.maximum), closing, np.minimum)
     grid = Image.fromarray(paper.astype(np.float32))
     level = np.asarray(grid.resize((paper.shape[1] * cell, paper.shape[0] * cell), Image.Resampling.BILINEAR))
     height, width = grey.shape
@@ -71,14 +69,24 @@ def cell_levels(grey: np.ndarray, cell: int, percentiles: list[float]) -> np.nda
     return np.percentile(cells[..., ::step], percentiles, axis=-1)
 
 
-def shift(grid: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """The grid moved by (dy, dx) cells, continued beyond its edges as their slope goes (odd reflection).
+def window(grid: np.ndarray, reach: int, reduce) -> np.ndarray:
+    """The maximum (``reduce``: ``np.maximum``) or minimum of each cell's square of neighbours up to ``reach`` away.
 
-    Continuing the slope, rather than repeating the edge, lets a closing keep light that falls off towards the
-    photo's edge, such as a shadow's.
+    Beyond its edges the grid continues as their slope goes (odd reflection), rather than repeating the edge, so
+    that a closing keeps light that falls off towards the photo's edge, such as a shadow's. A square's extreme is
+    that of its rows' extremes, so rows and columns are reduced in turn.
     """
-    padded = np.pad(grid, CLOSING, mode="reflect", reflect_type="odd")
-    return padded[CLOSING + dy : CLOSING + dy + grid.shape[0], CLOSING + dx : CLOSING + dx + grid.shape[1]]
+    if reach == 0:
+        return grid
+    height, width = grid.shape
+    padded = np.pad(grid, reach, mode="reflect", reflect_type="odd")
+    rows = padded[:, :width]
+    for dx in range(1, 2 * reach + 1):
+        rows = reduce(rows, padded[:, dx : dx + width])
+    out = rows[:height]
+    for dy in range(1, 2 * reach + 1):
+        out = reduce(out, rows[dy : dy + height])
+    return out
 
 
 def threshold(ink: np.ndarray) -> float:

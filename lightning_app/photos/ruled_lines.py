@@ -38,8 +38,9 @@ def line_pixels(mask: np.ndarray, ink: np.ndarray, strokes: float) -> np.ndarray
         return found
     # Shear the ink so that lines at the page's tilt become rows: at that tilt one row holds a whole line. A
     # sample of the pixels is enough to find the tilt.
-    sample = slice(None, None, max(1, rows.size // 4000))
-    tilt = max(LINE_SLOPES, key=lambda slope: np.bincount(sheared_rows(rows[sample], cols[sample], slope)).max())
+    step = max(1, rows.size // 4000)
+    fullest = fullest_rows(rows[::step], cols[::step]) if step > 1 else fullest_rows_of_runs(mask)
+    tilt = LINE_SLOPES[np.argmax(fullest)]
     sheared = sheared_rows(rows, cols, tilt)
     # Which columns each sheared row has ink in, counting its neighbours: a line may step by a row across.
     rowed = np.zeros((sheared.max() + 3, width), dtype=bool)
@@ -77,3 +78,37 @@ def sheared_rows(rows: np.ndarray, cols: np.ndarray, slope: float) -> np.ndarray
     """Each pixel's row once the image is sheared by ``slope``, counted from 0."""
     sheared = np.rint(rows - slope * cols).astype(np.intp)
     return sheared - sheared.min(initial=0)
+
+
+def rises(width: int) -> np.ndarray:
+    """How many rows each column rises at each of ``LINE_SLOPES``, rounded: shearing moves a pixel down by it."""
+    return np.rint(LINE_SLOPES[:, None] * np.arange(width)).astype(np.intp)
+
+
+def fullest_rows(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each of ``LINE_SLOPES``, the most of these pixels that one row of the image sheared by it holds."""
+    sheared = rows - rises(cols.max() + 1)[:, cols]
+    sheared -= sheared.min(axis=1, keepdims=True)
+    span = int(sheared.max()) + 1
+    sheared += span * np.arange(len(LINE_SLOPES))[:, None]
+    counts = np.bincount(sheared.ravel(), minlength=span * len(LINE_SLOPES))
+    return counts.reshape(len(LINE_SLOPES), span).max(axis=1)
+
+
+def fullest_rows_of_runs(mask: np.ndarray) -> np.ndarray:
+    """``fullest_rows`` of all the mask's pixels, counted by their runs down each column: there are fewer runs.
+
+    A run of a column's pixels stays a run once sheared: it adds one to each row from its start to its end.
+    """
+    edges = np.diff(mask.astype(np.int8), axis=0, prepend=0, append=0)
+    (start_rows, start_cols), (end_rows, end_cols) = np.nonzero(edges == 1), np.nonzero(edges == -1)
+    table = rises(mask.shape[1])
+    starts, ends = start_rows - table[:, start_cols], end_rows - table[:, end_cols]  # ends are past the runs
+    lowest = starts.min(axis=1, keepdims=True)
+    span = int((ends - lowest).max()) + 1
+    offsets = span * np.arange(len(LINE_SLOPES))[:, None] - lowest
+    size = span * len(LINE_SLOPES)
+    changes = np.bincount((starts + offsets).ravel(), minlength=size) - np.bincount(
+        (ends + offsets).ravel(), minlength=size
+    )
+    return np.cumsum(changes.reshape(len(LINE_SLOPES), span), axis=1).max(axis=1)
