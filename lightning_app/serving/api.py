@@ -44,14 +44,20 @@ class DigitsAPI(ls.LitAPI):
         checkpoints: The checkpoint files, already checked by the command.
         max_batch_size: The most uploads read in one pass of the model.
         batch_timeout: Seconds to wait for a batch to fill; 0 reads what is waiting at once.
+        threads: Torch's threads in each worker on a CPU; None leaves torch's default.
     """
 
-    def __init__(self, checkpoints: list[str], max_batch_size: int = 1, batch_timeout: float = 0.0) -> None:
+    def __init__(
+        self, checkpoints: list[str], max_batch_size: int = 1, batch_timeout: float = 0.0, threads: int | None = None
+    ) -> None:
         super().__init__(max_batch_size=max_batch_size, batch_timeout=batch_timeout, api_path="/predict")
         self.checkpoints = [str(path) for path in checkpoints]
+        self.threads = threads
 
     def setup(self, device: str) -> None:
         follow_server()
+        if device == "cpu" and self.threads:
+            torch.set_num_threads(self.threads)
         self.model = load_model(self.checkpoints, device)
 
     def decode_request(self, request) -> Reading | Refusal:
