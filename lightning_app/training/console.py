@@ -124,6 +124,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended to run from within Python")
     # A resumed run continues in its own run folder, whose checkpoints are those it continues.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # The module's configure_model only compiles the network; it shards nothing that weight averaging would miss.
+    warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback with a model that overrides")
     # Barebones mode turns logging off on purpose, and says so when it starts.
     warnings.filterwarnings("ignore", message=r"You are trying to `self\.log\(\)` but `Trainer\(barebones=True\)`")
     # The summary sizes the parameters as float32, which they are under mixed precision.

@@ -5,10 +5,11 @@ never by test. Each is tested once: the final model by the last epoch's evaluati
 weights, else by a test pass; the best checkpoint only when it holds other weights than the final model.
 """
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, WeightAveraging
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from lightning_app.training.atomic_checkpoint_io import AtomicCheckpointIO
@@ -46,12 +47,19 @@ def test_final_and_best(
         if not holds_weights(trainer, checkpoint["state_dict"]):  # a test pass only when it is another model
             if isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO):
                 trainer.strategy.checkpoint_io.hand_over(best_path, checkpoint)  # the test pass takes it
-            # Without the loggers, so that the per-epoch test curve gets no point from another model.
-            loggers, trainer.loggers = trainer.loggers, []
+            # Without the loggers, so that the per-epoch test curve gets no point from another model. Without weight
+            # averaging's callbacks too: loading a checkpoint, they put back the weights being trained (its
+            # "current_model_state") in place of the averaged ones, which the checkpoint's state_dict holds and its
+            # validation score is of.
+            loggers, callbacks = trainer.loggers, trainer.callbacks
+            trainer.loggers = []
+            trainer.callbacks = [callback for callback in callbacks if not isinstance(callback, WeightAveraging)]
             try:
-                trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks")
+                    trainer.test(model, datamodule=datamodule, ckpt_path=best_path, weights_only=True, verbose=False)
             finally:
-                trainer.loggers = loggers
+                trainer.loggers, trainer.callbacks = loggers, callbacks
             best_acc, best_loss = test_figures(trainer)
     result = {
         "final_test_acc": final_acc,
