@@ -13,8 +13,10 @@ same number of steps, each in a fresh process, interleaved over several repeats:
   (no logger, progress bar or checkpoints) running a ``training_step`` cut down to forward and loss.
 
 2. configs/fast.yaml against benchmarks/recipe.py (tuomaso/train_mnist_fast written in plain PyTorch), seed by seed,
-   interleaved: test accuracy, training time (the project's from on_train_start to on_train_end, its per-epoch
-   evaluation included; the recipe's loop alone) and whole-process time, with fast.yaml's phases.
+   interleaved, both with glibc's malloc set as the project sets it: test accuracy; the time of the training steps
+   (the project's from on_train_start to on_train_end less its evaluation passes, validation and the per-epoch
+   test, which are timed apart; the recipe's loop alone); and the whole command, start to exit, each side doing
+   what it does (the project also tests its best checkpoint and draws its figures). With fast.yaml's phases.
 3. With ``--default_repeats N``: the default run's phases (imports and config, data, training, final test, the rest)
    and its whole command against the time of its epochs.
 
@@ -247,24 +249,30 @@ def run_fit(options, config: list[str], seed: int) -> dict:
         end = time.time()
     if done.returncode:
         sys.exit(f"fit {' '.join(config)} failed:\n{done.stderr[-4000:]}")
-    marks = {}
+    marks, evaluations = {}, []
     for line in done.stdout.splitlines():
         if line.startswith("PHASE "):
             _, name, moment = line.split()
             marks.setdefault(name, float(moment))  # the first test pass, if there are several
+            if name == "validation_start":
+                evaluations.append(-float(moment))
+            elif name == "validation_end":
+                evaluations[-1] += float(moment)
     accuracy = float(re.search(r"Final model: test accuracy ([\d.]+)%", done.stdout).group(1))
     tested = "test_start" in marks
     phases = {
         "imports and config": marks["built"] - start,
         "data and setup": marks["fit_start"] - marks["built"],
         "before training (sanity check, model summary)": marks["train_start"] - marks["fit_start"],
-        "training (with its evaluation)": marks["train_end"] - marks["train_start"],
+        "training steps": marks["train_end"] - marks["train_start"] - sum(evaluations),
+        "evaluation during training (validation, per-epoch test)": sum(evaluations),
         "final test": marks["test_end"] - marks["test_start"] if tested else 0.0,
         "the rest (checkpoint test, figures, exit)": end - (marks["test_end"] if tested else marks["train_end"]),
     }
     return {
         "accuracy": accuracy,
-        "training": phases["training (with its evaluation)"],
+        "training": phases["training steps"],
+        "epochs_s": marks["train_end"] - marks["train_start"],
         "process": end - start,
         "phases": phases,
         "epochs": re.findall(r"^epoch .*\| ([\d.]+) s$", done.stdout, re.M),
@@ -301,7 +309,7 @@ def fast_against_recipe(options) -> None:
             rows[way].append(result)
             print(
                 f"  seed {seed} {way:9s}: test accuracy {result['accuracy']:.2f}%, "
-                f"training {result['training']:.2f} s, whole process {result['process']:.2f} s",
+                f"training steps {result['training']:.2f} s, whole command {result['process']:.2f} s",
                 flush=True,
             )
     medians = {
@@ -311,11 +319,12 @@ def fast_against_recipe(options) -> None:
     for way, median in medians.items():
         print(
             f"{way:9s} median of {options.fast_seeds}: test accuracy {median['accuracy']:.2f}%, "
-            f"training {median['training']:.2f} s, whole process {median['process']:.2f} s"
+            f"training steps {median['training']:.2f} s, whole command {median['process']:.2f} s"
         )
     fast, recipe = medians["fast.yaml"], medians["recipe"]
     print(
-        f"fast.yaml / recipe training = {fast['training'] / recipe['training']:.3f} (target <= 1.0); whole process "
+        f"fast.yaml / recipe training steps = {fast['training'] / recipe['training']:.3f} (target <= 0.75); whole "
+        f"command "
         f"{fast['process'] - recipe['process']:+.2f} s (target <= +4 s)"
     )
     breakdown("configs/fast.yaml", rows["fast.yaml"])
@@ -336,7 +345,7 @@ def default_run(options) -> None:
     for result in results:
         print(
             f"  test accuracy {result['accuracy']:.2f}%, whole command / epochs = "
-            f"{result['process'] / result['training']:.3f} (target <= 1.08)"
+            f"{result['process'] / result['epochs_s']:.3f} (target <= 1.08)"
         )
 
 

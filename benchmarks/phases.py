@@ -21,6 +21,12 @@ class PhaseTimer(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         mark("train_start")
 
+    def on_validation_start(self, trainer, pl_module) -> None:
+        mark("validation_start")  # each evaluation pass during training: validation, and the per-epoch test
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        mark("validation_end")
+
     def on_train_end(self, trainer, pl_module) -> None:
         mark("train_end")
 

@@ -3,7 +3,7 @@
 tuomaso/train_mnist_fast: conv 24@5x5, max-pool, ReLU, conv 32@3x3, max-pool, ReLU, fully connected 800 -> 256 -> 10;
 Adam at 0.01 with betas (0.7, 0.9); one-cycle without momentum cycling; batch 256; one epoch over the 60,000 training
 images, sliced directly from tensors (no DataLoader); then the 10,000 test images. Given this machine's bf16 (where
-the CPU or GPU has it) and channels-last, as the project gets.
+the CPU or GPU has it), channels-last and glibc's malloc settings, as the project gets.
 
     python benchmarks/recipe.py --data_dir ../shared/data --seed 0
 
@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--bf16", choices=["auto", "on", "off"], default="auto")
     options = parser.parse_args()
 
+    from lightning_app.training.memory import keep_freed_memory
+
+    keep_freed_memory()  # glibc's malloc set as the project's training sets it, so that both sides allocate alike
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if options.bf16 == "auto":
         from lightning_app.training.precision import default_precision
