@@ -31,7 +31,11 @@ def val_points(run) -> int:
 
 # flag options, then a check of the finished run folder (None: the default location has no run folder)
 FLAGS = {
-    "max_steps ends mid-epoch": (["--trainer.max_steps=30"], lambda run: last_step(run) == 30),
+    # The epoch cut short is validated at the limit (Lightning itself validates at epochs' ends only).
+    "max_steps ends mid-epoch": (
+        ["--trainer.max_steps=30"],
+        lambda run: last_step(run) == 30 and val_points(run) == 1 and len(list(run.glob("checkpoints/best-*"))) == 1,
+    ),
     "max_time": (["--trainer.max_epochs=200", "--trainer.max_time=00:00:00:03"], lambda run: last_step(run) < 200 * 35),
     "early stopping": (
         ["--trainer.max_epochs=5", f"--trainer.callbacks+={json.dumps(EARLY_STOP)}"],

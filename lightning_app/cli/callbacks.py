@@ -12,6 +12,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelSumm
 from lightning_app.training.console import EpochBar, EpochSummary, NetworkSummary
 from lightning_app.training.graceful_stop import GracefulStop
 from lightning_app.training.resume import ExactResume
+from lightning_app.training.step_limit import ValidateAtStepLimit
 
 # Lightning's bar redraws after every step by default, which costs about 0.5 ms a step on a CPU; ten times a second
 # is as smooth to the eye.
@@ -31,7 +32,7 @@ def run_callbacks(
     def missing(kind: type) -> bool:
         return not any(isinstance(callback, kind) for callback in given)
 
-    callbacks = [*given, EpochSummary(), ExactResume(), GracefulStop()]
+    callbacks = [*given, EpochSummary(), ExactResume(), GracefulStop(), ValidateAtStepLimit()]
     if trainer.get("enable_progress_bar") is not False and missing(ProgressBar):
         callbacks.append(EpochBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS, leave=False))
     if trainer.get("enable_model_summary") is not False and missing(ModelSummary):
