@@ -1,9 +1,12 @@
 """Train the members of an ensemble and evaluate them together: ``python -m lightning_app.ensemble``.
 
 ``python -m lightning_app.ensemble --members 5 --config configs/best.yaml`` trains the members (the same config with
-seeds 0 to 4, each an ordinary run folder ``<dir>/member_K``; members already trained are kept) and evaluates the
-ensemble of their final models (``lightning_app.model.ensemble.Ensemble``) on the validation and test sets.
-Nothing is chosen by test accuracy.
+seeds 0 to 4, each an ordinary run folder ``<dir>/member_K``; members already trained are kept);
+``--configs A.yaml B.yaml ...`` trains one member per config instead (member K with config K and seed K), so that
+they differ in network, kernel sizes or augmentation. The members whose mean answer is most accurate on the
+validation set are chosen (greedy forward selection), and that ensemble of their final models
+(``lightning_app.model.ensemble.Ensemble``) is evaluated on the validation and test sets. Nothing is chosen by test
+accuracy.
 """
 
 import argparse
@@ -16,6 +19,8 @@ from lightning_app import evaluate, fit
 from lightning_app.cli.checkpoint_choice import NothingToTrain
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
+from lightning_app.model.ensemble import choose_members
+from lightning_app.model.loading import load_classifier
 from lightning_app.training import run_folder
 from lightning_app.training.tensorboard_logger import HParamsTensorBoardLogger
 
@@ -33,26 +38,62 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         description="Train the members of an ensemble (seeds 0, 1, ...) and evaluate them together.",
         epilog="Every other option is fit's (python -m lightning_app.fit --help): each member trains with them.",
     )
-    parser.add_argument("--members", type=int, default=5, help="how many members (default 5)")
+    parser.add_argument("--members", type=int, default=None, help="how many members of one config (default 5)")
+    parser.add_argument(
+        "--configs", nargs="+", default=[], metavar="CONFIG", help="one member per config file, in this order"
+    )
     parser.add_argument("--dir", type=Path, default=Path("logs") / "ensemble", help="where the members' runs go")
     options, rest = parser.parse_known_args(sys.argv[1:] if args is None else args)
-    if options.members < 1:
-        raise UserError(f"--members must be at least 1 (got {options.members}).")
+    if options.configs and options.members not in (None, len(options.configs)):
+        raise UserError(
+            f"--members {options.members} and {len(options.configs)} --configs disagree: --configs trains one member "
+            f"per config, so leave --members out."
+        )
+    count = len(options.configs) or (5 if options.members is None else options.members)
+    if count < 1:
+        raise UserError(f"--members must be at least 1 (got {count}).")
+    for config in options.configs:
+        if not Path(config).is_file():
+            raise UserError(f"--configs {config}: no such file. Pass the members' config files (configs/*.yaml).")
     checkpoints = []
-    for member in range(options.members):
+    for member in range(count):
         folder = options.dir / f"member_{member}"
         last = folder / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
+        # A member's own config comes first: the options given apply to every member over it.
+        own = [f"--config={options.configs[member]}"] if options.configs else []
         if not (folder / "done").is_file():
-            print(f"member {member + 1} of {options.members} (seed {member}) in {folder}", flush=True)
+            named = f", {options.configs[member]}" if options.configs else ""
+            print(f"member {member + 1} of {count} (seed {member}{named}) in {folder}", flush=True)
             logger = HParamsTensorBoardLogger(save_dir=str(options.dir), name="", version=folder.name)
             resume = ["--ckpt_path", str(last)] if last.is_file() else []
             # A member stopped after its last epoch, before it was marked done, has nothing left to train.
             with contextlib.suppress(NothingToTrain):
-                fit.train(MNISTCLI(args=[*rest, f"--seed_everything={member}", *resume], trainer={"logger": logger}))
+                fit.train(
+                    MNISTCLI(args=[*own, *rest, f"--seed_everything={member}", *resume], trainer={"logger": logger})
+                )
             if last.is_file():
                 (folder / "done").touch()
         checkpoints.append(str(last))
-    return evaluate.main([*without_figures(rest), f"--ckpt_path={json.dumps(checkpoints)}"])
+    evaluation = without_figures(rest)
+    if len(checkpoints) > 1:
+        checkpoints = chosen_by_validation(checkpoints, evaluation)
+    return evaluate.main([*evaluation, f"--ckpt_path={json.dumps(checkpoints)}"])
+
+
+def chosen_by_validation(checkpoints: list[str], options: list[str]) -> list[str]:
+    """The members whose mean answer is most accurate on the validation set (greedy forward selection), said."""
+    cli = evaluate.EvaluateCLI(args=[*options, f"--ckpt_path={json.dumps(checkpoints)}"], save_config_callback=None)
+    with cli.data_errors_as_flags():
+        cli.datamodule.prepare_data()
+        cli.datamodule.setup("validate")
+    digits = cli.datamodule.val_set
+    probabilities = [load_classifier(path).probabilities(digits.images) for path in checkpoints]
+    chosen = choose_members(probabilities, digits.labels)
+    for index, member in enumerate(probabilities):
+        accuracy = (member.argmax(dim=1) == digits.labels).float().mean().item()
+        mark = "chosen" if index in chosen else "left out"
+        print(f"member {index + 1}: validation accuracy {accuracy:.2%}, {mark}", flush=True)
+    return [checkpoints[index] for index in sorted(chosen)]
 
 
 def without_figures(options: list[str]) -> list[str]:

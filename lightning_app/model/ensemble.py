@@ -61,3 +61,29 @@ class Ensemble(pl.LightningModule):
 
     def predict_step(self, batch: Tensor | tuple[Tensor, ...], batch_idx: int) -> Tensor:
         return self(batch[0] if isinstance(batch, (tuple, list)) else batch)
+
+
+def choose_members(probabilities: list[Tensor], labels: Tensor, most: int = 5) -> list[int]:
+    """Greedy forward selection (Caruana et al. 2004) of the members whose mean answer is most accurate on ``labels``.
+
+    Starts from the most accurate member and adds, one at a time, the member that makes the mean of the chosen
+    members' ``probabilities`` most accurate (ties: the lower log loss), while that improves it and at most ``most``
+    are chosen; returns their indices in order. Give it validation data only: what it chooses is judged there.
+    """
+
+    def score(chosen: list[int]) -> tuple[float, float]:
+        mean = torch.stack([probabilities[index] for index in chosen]).mean(dim=0)
+        accuracy = (mean.argmax(dim=1) == labels).float().mean().item()
+        return accuracy, -F.nll_loss(mean.clamp_min(1e-12).log(), labels).item()
+
+    chosen: list[int] = []
+    best = (-1.0, -float("inf"))
+    while len(chosen) < min(most, len(probabilities)):
+        # Ties go to the member listed first.
+        candidates = [(score([*chosen, index]), -index) for index in range(len(probabilities)) if index not in chosen]
+        figures, index = max(candidates)
+        if figures <= best:
+            break
+        chosen.append(-index)
+        best = figures
+    return sorted(chosen)
