@@ -22,10 +22,12 @@ class PhaseTimer(Callback):
         mark("train_start")
 
     def on_validation_start(self, trainer, pl_module) -> None:
-        mark("validation_start")  # each evaluation pass during training: validation, and the per-epoch test
+        if not trainer.sanity_checking:  # each evaluation pass during training: validation, and the per-epoch test
+            mark("validation_start")
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        mark("validation_end")
+        if not trainer.sanity_checking:
+            mark("validation_end")
 
     def on_train_end(self, trainer, pl_module) -> None:
         mark("train_end")

@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from lightning_app import evaluate, fit
 from lightning_app.cli.checkpoint_choice import NothingToTrain
 from lightning_app.cli.lightning_cli import MNISTCLI
@@ -24,19 +26,24 @@ from lightning_app.model.loading import load_classifier
 from lightning_app.training import run_folder
 from lightning_app.training.tensorboard_logger import HParamsTensorBoardLogger
 
+MOST_MEMBERS = 5  # the most members an ensemble keeps: more cost more at every prediction, and add less
+
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float]:
-    """Train the members of an ensemble (or keep those already trained) and evaluate the ensemble.
+    """Train the members of an ensemble (or keep those already trained), choose them by validation, evaluate them.
 
-    Takes ``--members N``, ``--dir FOLDER`` (default ``logs/ensemble``) and any options of ``python -m
-    lightning_app.fit`` (a config, the data folder, trainer flags). Member K is trained with ``--seed_everything K``
-    into ``FOLDER/member_K``; a member whose run was interrupted continues from its ``last.ckpt``.
+    Takes ``--members N`` or ``--configs A.yaml B.yaml ...``, ``--dir FOLDER`` (default ``logs/ensemble``) and any
+    options of ``python -m lightning_app.fit`` (a config, the data folder, trainer flags). Member K is trained with
+    ``--seed_everything K`` (and config K) into ``FOLDER/member_K``; a member whose run was interrupted continues
+    from its ``last.ckpt``. Of the members, at most ``MOST_MEMBERS`` are chosen by validation accuracy.
     """
     parser = argparse.ArgumentParser(
         prog="python -m lightning_app.ensemble",
-        description="Train the members of an ensemble (seeds 0, 1, ...) and evaluate them together.",
+        description="Train the members of an ensemble (seeds 0, 1, ..., one config or one config each), choose "
+        f"up to {MOST_MEMBERS} of them by validation accuracy, and evaluate them together.",
         epilog="Every other option is fit's (python -m lightning_app.fit --help): each member trains with them.",
+        allow_abbrev=False,  # fit's --config must not pass for --configs
     )
     parser.add_argument("--members", type=int, default=None, help="how many members of one config (default 5)")
     parser.add_argument(
@@ -53,17 +60,24 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     if count < 1:
         raise UserError(f"--members must be at least 1 (got {count}).")
     for config in options.configs:
-        if not Path(config).is_file():
-            raise UserError(f"--configs {config}: no such file. Pass the members' config files (configs/*.yaml).")
+        check_config(config)
     checkpoints = []
     for member in range(count):
         folder = options.dir / f"member_{member}"
         last = folder / run_folder.CHECKPOINTS / f"{run_folder.LAST}{run_folder.EXTENSION}"
+        config = options.configs[member] if options.configs else ""
         # A member's own config comes first: the options given apply to every member over it.
-        own = [f"--config={options.configs[member]}"] if options.configs else []
-        if not (folder / "done").is_file():
-            named = f", {options.configs[member]}" if options.configs else ""
-            print(f"member {member + 1} of {count} (seed {member}{named}) in {folder}", flush=True)
+        own = [f"--config={config}"] if config else []
+        done = folder / "done"
+        if done.is_file() and done.read_text().strip() != config:
+            trained = done.read_text().strip() or "the options of --members"
+            raise UserError(
+                f"{folder} holds a member trained with {trained}, not {config or 'the options of --members'}: pass "
+                f"another --dir for this ensemble."
+            )
+        if not done.is_file():
+            named = f", {config}" if config else ""
+            print(f"{folder.name} ({member + 1} of {count}, seed {member}{named}) in {folder}", flush=True)
             logger = HParamsTensorBoardLogger(save_dir=str(options.dir), name="", version=folder.name)
             resume = ["--ckpt_path", str(last)] if last.is_file() else []
             # A member stopped after its last epoch, before it was marked done, has nothing left to train.
@@ -72,7 +86,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
                     MNISTCLI(args=[*own, *rest, f"--seed_everything={member}", *resume], trainer={"logger": logger})
                 )
             if last.is_file():
-                (folder / "done").touch()
+                done.write_text(config)
         checkpoints.append(str(last))
     evaluation = without_figures(rest)
     if len(checkpoints) > 1:
@@ -80,20 +94,37 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     return evaluate.main([*evaluation, f"--ckpt_path={json.dumps(checkpoints)}"])
 
 
+def check_config(path: str) -> None:
+    """Refuse a member's config that is missing or not a YAML mapping, before any member trains."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except OSError as err:
+        raise UserError(f"--configs {path}: cannot be read ({err.strerror}). Pass the members' config files.") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"--configs {path}: not valid YAML ({str(err).splitlines()[0]}).") from None
+    if not isinstance(content, dict):
+        raise UserError(f"--configs {path}: holds no settings; a config maps fit's options to values (configs/*.yaml).")
+
+
 def chosen_by_validation(checkpoints: list[str], options: list[str]) -> list[str]:
-    """The members whose mean answer is most accurate on the validation set (greedy forward selection), said."""
+    """The members whose mean answer is most accurate on the validation set; prints each one's figure and the choice.
+
+    Args:
+        checkpoints: The members' checkpoints, member 0 first.
+        options: fit's options (the data folder and split), which say what the validation set is.
+    """
     cli = evaluate.EvaluateCLI(args=[*options, f"--ckpt_path={json.dumps(checkpoints)}"], save_config_callback=None)
     with cli.data_errors_as_flags():
         cli.datamodule.prepare_data()
         cli.datamodule.setup("validate")
     digits = cli.datamodule.val_set
     probabilities = [load_classifier(path).probabilities(digits.images) for path in checkpoints]
-    chosen = choose_members(probabilities, digits.labels)
+    chosen = choose_members(probabilities, digits.labels, most=MOST_MEMBERS)
     for index, member in enumerate(probabilities):
         accuracy = (member.argmax(dim=1) == digits.labels).float().mean().item()
         mark = "chosen" if index in chosen else "left out"
-        print(f"member {index + 1}: validation accuracy {accuracy:.2%}, {mark}", flush=True)
-    return [checkpoints[index] for index in sorted(chosen)]
+        print(f"member_{index}: validation accuracy {accuracy:.2%}, {mark}", flush=True)
+    return [checkpoints[index] for index in chosen]
 
 
 def without_figures(options: list[str]) -> list[str]:

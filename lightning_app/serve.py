@@ -84,7 +84,8 @@ def check_port(host: str, port: int) -> None:
 def cpu_threads(workers: int) -> int:
     """Torch's threads for each worker on a CPU: the cores left by the HTTP process, shared among the workers."""
     # More threads than cores make the workers' threads wait for each other, each spinning on its core.
-    return max(1, (len(os.sched_getaffinity(0)) - 1) // workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, (cores - 1) // workers)
 
 
 def address(host: str, port: int) -> str:

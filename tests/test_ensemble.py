@@ -22,7 +22,7 @@ def test_the_ensemble_command_trains_members_once_and_evaluates_them_together(fi
         assert (folder / f"member_{member}" / "checkpoints" / "last.ckpt").is_file()
     assert 0.9 < result["test_acc"] <= 1
     out = capsys.readouterr().out
-    assert "member 2 of 2 (seed 1)" in out and "member 1: validation accuracy" in out and ", chosen" in out
+    assert "member_1 (2 of 2, seed 1)" in out and "member_0: validation accuracy" in out and ", chosen" in out
 
     # The members differ (two seeds), and their mean answer is the ensemble's.
     members = [load_classifier(folder / f"member_{k}" / "checkpoints" / "last.ckpt") for k in (0, 1)]
@@ -35,7 +35,7 @@ def test_the_ensemble_command_trains_members_once_and_evaluates_them_together(fi
     start = time.monotonic()
     again = ensemble.main(options)  # trained members are kept: only the evaluation runs
     assert again["test_acc"] == pytest.approx(result["test_acc"], abs=1e-6)
-    assert time.monotonic() - start < 30 and "member 1 of 2" not in capsys.readouterr().out
+    assert time.monotonic() - start < 30 and "(1 of 2" not in capsys.readouterr().out
 
 
 def test_evaluate_takes_a_pattern_of_checkpoints_as_one_ensemble(trained_run):
@@ -116,7 +116,7 @@ def test_the_ensemble_command_trains_one_member_per_config(small_mnist, tmp_path
     options = fit_options(small_mnist, tmp_path / "logs", "--trainer.max_epochs=2")
     result = ensemble.main([*options, "--configs", *map(str, configs), "--dir", str(folder)])
     out = capsys.readouterr().out
-    assert f"member 2 of 2 (seed 1, {configs[1]})" in out
+    assert f"member_1 (2 of 2, seed 1, {configs[1]})" in out
     networks = [load_classifier(folder / f"member_{k}" / "checkpoints" / "last.ckpt").network for k in (0, 1)]
     assert [type(network).__name__ for network in networks] == ["MNISTCNN", "StackedCNN"]
     assert out.count(", chosen") >= 1 and 0.9 < result["test_acc"] <= 1
@@ -125,3 +125,18 @@ def test_the_ensemble_command_trains_one_member_per_config(small_mnist, tmp_path
         ensemble.main([*options, "--configs", str(configs[0]), "--members", "3", "--dir", str(tmp_path / "other")])
     assert refused.value.code == 2 and "--members 3 and 1 --configs disagree" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+    # The same folder with the members' configs the other way round: member_0 was trained with another config.
+    with pytest.raises(SystemExit) as refused:
+        ensemble.main([*options, "--configs", str(configs[1]), str(configs[0]), "--dir", str(folder)])
+    assert refused.value.code == 2 and f"holds a member trained with {configs[0]}" in capsys.readouterr().err
+
+
+def test_fits_own_config_option_is_not_taken_for_the_ensembles_configs(fit_args, tmp_path, capsys):
+    config = tmp_path / "tiny.yaml"
+    config.write_text(json.dumps({"model": {"network": {"init_args": {"conv1_channels": 4, "conv2_channels": 8}}}}))
+    folder = tmp_path / "ensemble"
+    options = [*fit_args("--trainer.max_epochs=1"), "--config", str(config), "--members", "2", "--dir", str(folder)]
+    result = ensemble.main(options)
+    assert load_classifier(folder / "member_1" / "checkpoints" / "last.ckpt").network.features[0].out_channels == 4
+    assert 0.5 < result["test_acc"] <= 1 and "member_1 (2 of 2, seed 1)" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from lightning_app import predict
 from lightning_app.errors import UserError
 from lightning_app.model.loading import load_classifier
 from lightning_app.photos.mnist_style import load_digits
-from lightning_app.photos.ruled_lines import fullest_rows, fullest_rows_of_runs
+from lightning_app.photos.ruled_lines import LINE_SLOPES, fullest_rows, fullest_rows_of_runs, sheared_rows
 
 from photos import Look, random_look, render, save
 
@@ -196,4 +196,6 @@ def test_the_tilt_search_counts_runs_of_ink_as_it_would_count_each_pixel():
         mask = np.repeat(np.repeat(ink, 4, axis=0), 4, axis=1)[:height, :width]
         rows, cols = np.nonzero(mask)
         if rows.size:
-            assert np.array_equal(fullest_rows_of_runs(mask), fullest_rows(rows, cols))
+            each_slope = [np.bincount(sheared_rows(rows, cols, slope)).max() for slope in LINE_SLOPES]
+            assert np.array_equal(fullest_rows(rows, cols), each_slope)
+            assert np.array_equal(fullest_rows_of_runs(mask), each_slope)

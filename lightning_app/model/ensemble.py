@@ -64,11 +64,12 @@ class Ensemble(pl.LightningModule):
 
 
 def choose_members(probabilities: list[Tensor], labels: Tensor, most: int = 5) -> list[int]:
-    """Greedy forward selection (Caruana et al. 2004) of the members whose mean answer is most accurate on ``labels``.
+    """Greedy forward selection (after Caruana et al. 2004, without replacement) of the members to average.
 
-    Starts from the most accurate member and adds, one at a time, the member that makes the mean of the chosen
-    members' ``probabilities`` most accurate (ties: the lower log loss), while that improves it and at most ``most``
-    are chosen; returns their indices in order. Give it validation data only: what it chooses is judged there.
+    Starts from the member most accurate on ``labels`` and adds, one at a time, the member that makes the mean of
+    the chosen members' ``probabilities`` most accurate (ties: the lower log loss), while that improves it and at
+    most ``most`` are chosen; returns their indices in ascending order. Give it validation data only: what it
+    chooses is judged there, so the chosen ensemble's validation figure flatters it.
     """
 
     def score(chosen: list[int]) -> tuple[float, float]:

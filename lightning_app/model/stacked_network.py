@@ -11,8 +11,8 @@ class StackedCNN(nn.Module):
     """Convolutions without padding, each with batch normalisation and ReLU, some with max pooling; returns logits.
 
     An et al. ("An Ensemble of Simple Convolutional Neural Network Models for MNIST Digit Recognition", 2020) stack
-    ten such convolutions without pooling; pooling after some of them here keeps an epoch affordable on a CPU. The
-    input is normalised images of shape (N, 1, 28, 28).
+    such convolutions without pooling (ten of 3x3 in their best model); pooling after some of them here keeps an
+    epoch affordable on a CPU. The input is normalised images of shape (N, 1, 28, 28).
 
     Args:
         channels: Output channels of each convolution, first to last.

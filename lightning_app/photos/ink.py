@@ -1,5 +1,7 @@
 """Tell ink from paper in a photo's grey levels: even out the light, estimate the paper, threshold the strokes."""
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -69,12 +71,17 @@ def cell_levels(grey: np.ndarray, cell: int, percentiles: list[float]) -> np.nda
     return np.percentile(cells[..., ::step], percentiles, axis=-1)
 
 
-def window(grid: np.ndarray, reach: int, reduce) -> np.ndarray:
-    """The maximum (``reduce``: ``np.maximum``) or minimum of each cell's square of neighbours up to ``reach`` away.
+def window(grid: np.ndarray, reach: int, reduce: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """The maximum or minimum of each cell's square of neighbours up to ``reach`` cells away.
 
     Beyond its edges the grid continues as their slope goes (odd reflection), rather than repeating the edge, so
     that a closing keeps light that falls off towards the photo's edge, such as a shadow's. A square's extreme is
     that of its rows' extremes, so rows and columns are reduced in turn.
+
+    Args:
+        grid: The levels, one per cell.
+        reach: How many cells away a neighbour may be; 0 gives the grid back.
+        reduce: ``np.maximum`` for the maximum, ``np.minimum`` for the minimum.
     """
     if reach == 0:
         return grid

@@ -81,12 +81,12 @@ def sheared_rows(rows: np.ndarray, cols: np.ndarray, slope: float) -> np.ndarray
 
 
 def rises(width: int) -> np.ndarray:
-    """How many rows each column rises at each of ``LINE_SLOPES``, rounded: shearing moves a pixel down by it."""
+    """How many rows each column rises at each of ``LINE_SLOPES``, rounded: shearing takes it from a pixel's row."""
     return np.rint(LINE_SLOPES[:, None] * np.arange(width)).astype(np.intp)
 
 
 def fullest_rows(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """For each of ``LINE_SLOPES``, the most of these pixels that one row of the image sheared by it holds."""
+    """For each of ``LINE_SLOPES``, the most of these pixels (at least one) that one row sheared by it holds."""
     sheared = rows - rises(cols.max() + 1)[:, cols]
     sheared -= sheared.min(axis=1, keepdims=True)
     span = int(sheared.max()) + 1
@@ -96,7 +96,7 @@ def fullest_rows(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
 
 
 def fullest_rows_of_runs(mask: np.ndarray) -> np.ndarray:
-    """``fullest_rows`` of all the mask's pixels, counted by their runs down each column: there are fewer runs.
+    """``fullest_rows`` of all the mask's pixels (at least one), counted by their runs down each column: fewer runs.
 
     A run of a column's pixels stays a run once sheared: it adds one to each row from its start to its end.
     """

@@ -60,7 +60,7 @@ class EpochSummary(Callback):
         epochs = f"/{trainer.max_epochs}" if trainer.max_epochs not in (None, -1) else ""
         parts = [f"epoch {trainer.current_epoch + 1}{epochs}"]
         # The evaluation's figures stay among the callback metrics until the next evaluation: only an epoch that
-        # evaluated shows them (not one with check_val_every_n_epoch skipping it, or cut short by max_steps).
+        # evaluated shows them (not one that check_val_every_n_epoch skips).
         for stage in STAGES if self._evaluated else STAGES[:1]:
             if f"{stage}/loss" in metrics and f"{stage}/acc" in metrics:
                 loss, acc = float(metrics[f"{stage}/loss"]), float(metrics[f"{stage}/acc"])

@@ -9,7 +9,8 @@ class ValidateAtStepLimit(Callback):
 
     Lightning validates at the end of each epoch only, so a run stopped within its first epoch by ``max_steps`` would
     have no validation score, no best checkpoint and no test figures (Lightning #9855, "working as intended").
-    Asking the Trainer to stop at the limit is its public way to end an epoch early, and it validates then.
+    Asking the Trainer to stop at the limit is its public way to end an epoch early, and it validates then, unless
+    ``check_val_every_n_epoch`` skips that epoch's validation anyway.
     """
 
     def on_train_batch_end(self, trainer: "pl.Trainer", *args) -> None:
