@@ -15,14 +15,13 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from lightning_app import evaluate, fit
 from lightning_app.cli.checkpoint_choice import NothingToTrain
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.model.ensemble import choose_members
 from lightning_app.model.loading import load_classifier
+from lightning_app.settings_files import read_mapping
 from lightning_app.training import run_folder
 from lightning_app.training.tensorboard_logger import HParamsTensorBoardLogger
 
@@ -97,13 +96,9 @@ def main(args: list[str] | None = None) -> dict[str, float]:
 def check_config(path: str) -> None:
     """Refuse a member's config that is missing or not a YAML mapping, before any member trains."""
     try:
-        content = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise UserError(f"--configs {path}: cannot be read ({err.strerror}). Pass the members' config files.") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"--configs {path}: not valid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(content, dict):
-        raise UserError(f"--configs {path}: holds no settings; a config maps fit's options to values (configs/*.yaml).")
+        read_mapping(path, f"--configs {path}", "a config maps fit's options to values (configs/*.yaml)")
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 def chosen_by_validation(checkpoints: list[str], options: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from lightning_app.settings_files import read_mapping
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,7 @@ class Parameter:
 
 def load(path: str | Path, known: set[str]) -> list[Parameter]:
     """Read and check a search space; ``known`` holds fit's options. Problems raise ``ValueError`` naming the key."""
-    try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except OSError as err:
-        raise ValueError(f"search space {path}: cannot be read ({err.strerror}).") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"search space {path}: not valid YAML ({str(err).splitlines()[0]}).") from None
-    if not isinstance(spec, dict) or not spec:
-        raise ValueError(f"search space {path}: holds no settings; it maps fit options to ranges or choices.")
+    spec = read_mapping(path, f"search space {path}", "it maps fit options to ranges or choices")
     parameters = []
     for key, value in spec.items():
         where = f"search space {path}: {key}"
