@@ -5,9 +5,12 @@ Several checkpoints (a list or a pattern) are evaluated as an ensemble that aver
 
 from typing import ClassVar
 
+from pytorch_lightning.cli import LightningArgumentParser
+
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.model.loading import load_model
+from lightning_app.model.test_time import MOST_TEST_TIME_SHIFTS
 
 
 class EvaluateCLI(MNISTCLI):
@@ -18,6 +21,17 @@ class EvaluateCLI(MNISTCLI):
     trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
     draws_figures = False
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        super().add_arguments_to_parser(parser)
+        parser.add_argument(
+            "--test_time_shifts",
+            type=int | None,
+            default=None,
+            help="Also classify copies of each digit moved by up to this many pixels each way and average them, "
+            f"whatever the checkpoints were trained with: 0 for none, at most {MOST_TEST_TIME_SHIFTS}. By default each "
+            "checkpoint's own (--model.test_time_shifts when it was trained).",
+        )
 
 
 @report_user_errors
@@ -35,7 +49,13 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
             "--trainer.barebones turns off the logging that evaluate reads its figures from: leave it out (evaluate "
             "writes no run folder and keeps no checkpoint anyway)."
         )
-    model = load_model(cli.ckpt_paths)
+    shifts = cli.config.get("test_time_shifts")
+    if shifts is not None and not 0 <= shifts <= MOST_TEST_TIME_SHIFTS:
+        raise UserError(
+            f"--test_time_shifts {shifts}: give a number of pixels from 0 (no shifted copies) to "
+            f"{MOST_TEST_TIME_SHIFTS}, or leave it out to use what each checkpoint was trained with."
+        )
+    model = load_model(cli.ckpt_paths, test_time_shifts=shifts)
     result = {}
     with cli.data_errors_as_flags():
         if len(cli.ckpt_paths) > 1:  # an ensemble's validation figure: what members and epochs may be chosen by

@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_app.model.network import MNISTCNN, NUM_CLASSES
+from lightning_app.model.test_time import MOST_TEST_TIME_SHIFTS, shift_averaged
 
 # The same shapes as LightningCLI's OptimizerCallable and LRSchedulerCallable, declared here so that the module does
 # not import the command line: a config names the class by class_path and the module calls it.
@@ -105,6 +106,9 @@ class MNISTClassifier(pl.LightningModule):
         label_smoothing: Label smoothing of the training loss (0 in the write-up); evaluation uses plain cross-entropy.
         channels_last: Run the convolutions in channels-last memory layout (faster on CPUs with oneDNN and on GPUs).
         compile: Compile the network with ``torch.compile`` when training starts.
+        test_time_shifts: Outside training (validation, test, prediction, serving, export), also classify copies of
+            each image moved by up to this many pixels each way and average the probabilities of all
+            ``(2k + 1) ** 2`` of them; 0 (the default) classifies the image alone.
     """
 
     def __init__(
@@ -115,10 +119,16 @@ class MNISTClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         channels_last: bool = True,
         compile: bool = False,
+        test_time_shifts: int = 0,
     ) -> None:
         super().__init__()
         if not 0 <= label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1) (got {label_smoothing}).")
+        if not 0 <= test_time_shifts <= MOST_TEST_TIME_SHIFTS:
+            raise ValueError(
+                f"test_time_shifts must be from 0 (none) to {MOST_TEST_TIME_SHIFTS} pixels (got {test_time_shifts}); "
+                f"configs/stacked.yaml uses 1."
+            )
         if optimizer is not None:
             check_optimizer(optimizer)
         with warnings.catch_warnings():
@@ -166,7 +176,10 @@ class MNISTClassifier(pl.LightningModule):
             self._compiled = True
 
     def forward(self, images: Tensor) -> Tensor:
-        """Class logits (N, 10) for raw images."""
+        """Class logits (N, 10) for raw images: in eval mode, of the shifted copies together if the model has them."""
+        return shift_averaged(self._network_logits, images, 0 if self.training else self.hparams.test_time_shifts)
+
+    def _network_logits(self, images: Tensor) -> Tensor:
         return self.network(normalize(images).contiguous(memory_format=self.memory_format))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:

@@ -39,11 +39,16 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def classifier_from(checkpoint: dict[str, Any], device: str | torch.device = "cpu", name: str = "") -> MNISTClassifier:
-    """The trained ``MNISTClassifier`` that a checkpoint (read by ``read_checkpoint``) holds, in eval mode."""
+def classifier_from(
+    checkpoint: dict[str, Any], device: str | torch.device = "cpu", name: str = "", test_time_shifts: int | None = None
+) -> MNISTClassifier:
+    """The trained ``MNISTClassifier`` that a checkpoint (read by ``read_checkpoint``) holds, in eval mode; with
+    ``test_time_shifts`` in place of the checkpoint's own, if given."""
     # As Lightning's load_from_checkpoint does with a LightningCLI checkpoint: the saved init arguments through
     # jsonargparse (which builds the network from its class_path), then the weights.
     settings = {key: value for key, value in checkpoint.get("hyper_parameters", {}).items() if key != "_instantiator"}
+    if test_time_shifts is not None:
+        settings["test_time_shifts"] = test_time_shifts
     try:
         model = instantiate_module(MNISTClassifier, settings)
         model.on_load_checkpoint(checkpoint)
@@ -58,12 +63,16 @@ def classifier_from(checkpoint: dict[str, Any], device: str | torch.device = "cp
     return model.to(device).eval()
 
 
-def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> MNISTClassifier:
-    """Load a checkpoint file of this project's LightningModule for inference."""
-    return classifier_from(read_checkpoint(path), device, str(path))
+def load_classifier(
+    path: str | Path, device: str | torch.device = "cpu", test_time_shifts: int | None = None
+) -> MNISTClassifier:
+    """Load a checkpoint file of this project's LightningModule for inference (``classifier_from``)."""
+    return classifier_from(read_checkpoint(path), device, str(path), test_time_shifts)
 
 
-def load_model(paths: list[str | Path], device: str | torch.device = "cpu") -> MNISTClassifier | Ensemble:
-    """One checkpoint's classifier, or the ensemble of several that answer together."""
-    members = [load_classifier(path, device) for path in paths]
+def load_model(
+    paths: list[str | Path], device: str | torch.device = "cpu", test_time_shifts: int | None = None
+) -> MNISTClassifier | Ensemble:
+    """One checkpoint's classifier, or the ensemble of several that answer together (``classifier_from``)."""
+    members = [load_classifier(path, device, test_time_shifts) for path in paths]
     return members[0] if len(members) == 1 else Ensemble(members).to(device).eval()
