@@ -1,4 +1,4 @@
-"""Evaluate saved checkpoints on the test set: ``python -m lightning_app.evaluate --ckpt_path PATH|last|best``.
+"""Validate and test saved checkpoints: ``python -m lightning_app.evaluate --ckpt_path PATH|last|best``.
 
 Several checkpoints (a list or a pattern) are evaluated as an ensemble that averages their probabilities.
 """
@@ -10,14 +10,14 @@ from pytorch_lightning.cli import LightningArgumentParser
 from lightning_app.cli.lightning_cli import MNISTCLI
 from lightning_app.errors import UserError, report_user_errors
 from lightning_app.model.loading import load_model
-from lightning_app.model.test_time import MOST_TEST_TIME_SHIFTS
+from lightning_app.model.shift_averaging import MOST_TEST_TIME_SHIFTS
 
 
 class EvaluateCLI(MNISTCLI):
     """fit's options and config files; the model comes from the checkpoints, and the Trainer writes no run folder."""
 
     program: ClassVar[str] = "python -m lightning_app.evaluate"
-    description: ClassVar[str] = "Test saved checkpoints (several answer together, as an ensemble)."
+    description: ClassVar[str] = "Validate and test saved checkpoints (several answer together, as an ensemble)."
     trainer_overrides: ClassVar[dict] = {"logger": False, "enable_checkpointing": False}
     resumes_training = False
     draws_figures = False
@@ -36,7 +36,8 @@ class EvaluateCLI(MNISTCLI):
 
 @report_user_errors
 def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
-    """Print the test loss, accuracy and per-class accuracy of a checkpoint (or an ensemble of several); return them.
+    """Print the validation accuracy, test loss, accuracy and per-class accuracy of a checkpoint (or an ensemble of
+    several); return them.
 
     Each checkpoint is loaded with its own network and settings, whatever the config says of the model.
     """
@@ -58,9 +59,9 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
     model = load_model(cli.ckpt_paths, test_time_shifts=shifts)
     result = {}
     with cli.data_errors_as_flags():
-        if len(cli.ckpt_paths) > 1:  # an ensemble's validation figure: what members and epochs may be chosen by
-            [validated] = trainer.validate(model, datamodule=cli.datamodule, verbose=False)
-            result["val_acc"] = validated["val/acc"]
+        # The validation figure first: what settings (members, epochs, test-time shifts) may be chosen by.
+        [validated] = trainer.validate(model, datamodule=cli.datamodule, verbose=False)
+        result["val_acc"] = validated["val/acc"]
         trainer.test(model, datamodule=cli.datamodule, verbose=False)
     result.update(
         test_loss=float(trainer.callback_metrics["test/loss"]),
@@ -70,8 +71,8 @@ def main(args: list[str] | None = None) -> dict[str, float | list[float]]:
     if trainer.is_global_zero:
         for path in cli.ckpt_paths:
             print(f"Checkpoint {path}")
-        if "val_acc" in result:
-            print(f"ensemble of {len(cli.ckpt_paths)}: validation accuracy {result['val_acc']:.2%}")
+        which = f"ensemble of {len(cli.ckpt_paths)}" if len(cli.ckpt_paths) > 1 else "checkpoint"
+        print(f"{which}: validation accuracy {result['val_acc']:.2%}")
         print(f"test loss {result['test_loss']:.4f}  test accuracy {result['test_acc']:.2%}")
         print("per-class accuracy: " + "  ".join(f"{d}: {acc:.2%}" for d, acc in enumerate(result["class_acc"])))
     return result

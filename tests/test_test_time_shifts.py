@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lightning_app import evaluate, export
+from lightning_app import evaluate, export, fit
 from lightning_app.data.idx_files import load_split
 from lightning_app.model.classifier import MNISTClassifier
 from lightning_app.model.loading import load_model
@@ -76,3 +77,31 @@ def test_the_onnx_export_of_a_model_with_shifts_answers_with_them(trained_run, m
         np.abs(probabilities - by_hand(load_model([ckpt], test_time_shifts=0), torch.from_numpy(images)).numpy()).max()
         < 1e-4
     )
+
+
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return (model.probabilities(images).argmax(dim=1) == labels).float().mean().item()
+
+
+def test_a_run_with_shifts_evaluates_its_epochs_without_them_and_tests_and_draws_the_final_model_with_them(
+    fit_args, small_mnist, tmp_path, capsys
+):
+    # In 32-bit floats, so that the run and the checks below compute alike.
+    result = fit.main(fit_args("--trainer.max_epochs=2", "--model.test_time_shifts=1", "--trainer.precision=32-true"))
+    run = tmp_path / "logs" / "mnist" / "version_0"
+    last = run / "checkpoints" / "last.ckpt"
+    images, labels = load_split(small_mnist, train=False)
+    with_shifts = accuracy(load_model([last]), images, labels)
+    alone = accuracy(load_model([last], test_time_shifts=0), images, labels)
+    assert with_shifts != alone  # 1,000 digits: the two ways differ here, so the figures below tell them apart
+
+    assert result["final_test_acc"] == pytest.approx(with_shifts, abs=1e-6)
+    assert "Final model with its test-time shifts: test accuracy" in capsys.readouterr().out
+    events = EventAccumulator(str(run))
+    events.Reload()
+    # The epochs' points are of the network alone (cheap to evaluate); the final model's test pass adds its own.
+    *epochs, final = [point.value for point in events.Scalars("test/acc")]
+    assert len(epochs) == 2
+    assert epochs[-1] == pytest.approx(alone, abs=1e-6)
+    assert final == pytest.approx(with_shifts, abs=1e-6)
+    assert (run / "confusion_matrix.png").is_file() and (run / "test_predictions.png").is_file()

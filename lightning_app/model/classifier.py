@@ -16,7 +16,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lightning_app.model.network import MNISTCNN, NUM_CLASSES
-from lightning_app.model.test_time import MOST_TEST_TIME_SHIFTS, shift_averaged
+from lightning_app.model.shift_averaging import MOST_TEST_TIME_SHIFTS, shift_averaged
 
 # The same shapes as LightningCLI's OptimizerCallable and LRSchedulerCallable, declared here so that the module does
 # not import the command line: a config names the class by class_path and the module calls it.
@@ -106,9 +106,10 @@ class MNISTClassifier(pl.LightningModule):
         label_smoothing: Label smoothing of the training loss (0 in the write-up); evaluation uses plain cross-entropy.
         channels_last: Run the convolutions in channels-last memory layout (faster on CPUs with oneDNN and on GPUs).
         compile: Compile the network with ``torch.compile`` when training starts.
-        test_time_shifts: Outside training (validation, test, prediction, serving, export), also classify copies of
-            each image moved by up to this many pixels each way and average the probabilities of all
-            ``(2k + 1) ** 2`` of them; 0 (the default) classifies the image alone.
+        test_time_shifts: After training (test, validation by ``evaluate``, prediction, serving, export), also
+            classify copies of each image moved by up to this many pixels each way and average the probabilities of
+            all ``(2k + 1) ** 2`` of them; 0 (the default) classifies the image alone. The evaluation after each
+            epoch of fit classifies the images alone.
     """
 
     def __init__(
@@ -174,6 +175,12 @@ class MNISTClassifier(pl.LightningModule):
         if self.hparams.compile and not self._compiled:
             self.network.compile()
             self._compiled = True
+
+    @property
+    def answers_otherwise_after_fit(self) -> bool:
+        """Whether the model answers otherwise after fit than in each epoch's evaluation (with its test-time shifts),
+        so that the final model's test figures need a test pass of their own."""
+        return self.hparams.test_time_shifts > 0
 
     def forward(self, images: Tensor) -> Tensor:
         """Class logits (N, 10) for raw images: in eval mode, of the shifted copies together if the model has them."""
@@ -254,7 +261,8 @@ class MNISTClassifier(pl.LightningModule):
         self, batch: tuple[Tensor, Tensor], stage: str, loss: MeanMetric, accuracy: MulticlassAccuracy
     ) -> Tensor:
         images, labels = batch
-        logits = self(images)
+        # Each epoch's evaluation during fit classifies the images alone: test-time shifts would multiply its cost.
+        logits = self._network_logits(images) if self.trainer.state.fn == "fit" else self(images)
         loss.update(F.cross_entropy(logits, labels, reduction="none"))
         accuracy.update(logits, labels)
         options = dict(on_step=False, on_epoch=True, add_dataloader_idx=False)

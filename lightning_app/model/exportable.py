@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from lightning_app.model.classifier import MNIST_MEAN, MNIST_STD, MNISTClassifier
 from lightning_app.model.ensemble import Ensemble
-from lightning_app.model.test_time import shift_averaged
+from lightning_app.model.shift_averaging import shift_averaged
 
 
 class Exportable(nn.Module):

@@ -2,9 +2,9 @@
 
 The figures are PNG files in the run folder, whatever the logger, and images in TensorBoard's Images tab when
 TensorBoard logs the run. They show the final model: drawn when fit ends if its last evaluation covered the test set
-with the final weights, else after the test pass that follows. The per-epoch figures are kept in the callback's
-state, so they travel in every checkpoint: a resumed run draws its whole history, and ``report`` redraws a run's
-figures from its checkpoint alone.
+with the final weights and answered as the final model does, else after the test pass that follows. The per-epoch
+figures are kept in the callback's state, so they travel in every checkpoint: a resumed run draws its whole history,
+and ``report`` redraws a run's figures from its checkpoint alone.
 """
 
 import contextlib
@@ -130,7 +130,9 @@ class RunFigures(Callback):
             self._finish_collecting(trainer)
 
     def on_fit_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule") -> None:
-        self._final = unchanged(trainer, self._predictions_weights) and self._predictions is not None
+        # A model that answers otherwise after fit (test-time shifts) is drawn from the test pass that follows.
+        alike = not getattr(pl_module, "answers_otherwise_after_fit", False)
+        self._final = alike and unchanged(trainer, self._predictions_weights) and self._predictions is not None
         if self.has_final_predictions:
             self._draw(trainer)
 

@@ -68,7 +68,9 @@ def test_final_and_best(
         "best_test_loss": best_loss,
         "best_ckpt": best_path,
     }
-    lines = [f"Final model: test accuracy {final_acc:.2%}, test loss {final_loss:.4f}"]
+    # Said, as the per-epoch test figures before it are of the network alone.
+    shifted = " with its test-time shifts" if getattr(model, "answers_otherwise_after_fit", False) else ""
+    lines = [f"Final model{shifted}: test accuracy {final_acc:.2%}, test loss {final_loss:.4f}"]
     if best_path:
         score = best_score(best)
         lines.append(f"Best by {score}: test accuracy {best_acc:.2%}, test loss {best_loss:.4f}\n  {best_path}")
