@@ -19,14 +19,19 @@ same number of steps, each in a fresh process, interleaved over several repeats:
    what it does (the project also tests its best checkpoint and draws its figures). With fast.yaml's phases.
 3. With ``--default_repeats N``: the default run's phases (imports and config, data, training, final test, the rest)
    and its whole command against the time of its epochs.
+4. With ``--accuracy CONFIG``: that config trained with seeds 0, 1, ... (``--accuracy_seeds``), one run after another
+   (each alone on the machine): the final model's test accuracy, their mean, and each whole command's minutes.
+   ``--keep_runs DIR`` keeps their run folders (to reuse as ensemble members, say).
 
 Run it from the repository root with the project installed::
 
     python benchmarks/benchmark.py --data_dir ../shared/data                        # all of 1 and 2
     python benchmarks/benchmark.py --data_dir ../shared/data --skip_ways --default_repeats 1
+    python benchmarks/benchmark.py --data_dir ../shared/data --skip_ways --fast_seeds 0 --accuracy configs/stacked.yaml
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -223,10 +228,14 @@ def compare_ways(options) -> None:
     print(f"lightning-bare / in-memory   = {medians['lightning-bare'] / medians['in-memory']:.3f}")
 
 
-def run_fit(options, config: list[str], seed: int) -> dict:
-    """Run ``python -m lightning_app.fit`` with ``config`` in a fresh process; return its figures and phase times."""
+def run_fit(options, config: list[str], seed: int, keep_in: str | None = None) -> dict:
+    """Run ``python -m lightning_app.fit`` with ``config`` in a fresh process; return its figures and phase times.
+
+    The run folder is kept under ``keep_in`` if given (as ``seed_K``), else removed.
+    """
     timer = json.dumps({"class_path": "phases.PhaseTimer"})
-    with tempfile.TemporaryDirectory() as logs:
+    keeping = contextlib.nullcontext(keep_in) if keep_in else tempfile.TemporaryDirectory()
+    with keeping as logs:
         start = time.time()
         done = subprocess.run(
             [
@@ -237,6 +246,11 @@ def run_fit(options, config: list[str], seed: int) -> dict:
                 f"--data.data_dir={options.data_dir}",
                 f"--seed_everything={seed}",
                 f"--trainer.logger.init_args.save_dir={logs}",
+                *(
+                    ["--trainer.logger.init_args.name=", f"--trainer.logger.init_args.version=seed_{seed}"]
+                    if keep_in
+                    else []
+                ),
                 "--trainer.enable_progress_bar=false",
                 f"--trainer.callbacks+={timer}",
                 *options.set,
@@ -258,7 +272,7 @@ def run_fit(options, config: list[str], seed: int) -> dict:
                 evaluations.append(-float(moment))
             elif name == "validation_end":
                 evaluations[-1] += float(moment)
-    accuracy = float(re.search(r"Final model: test accuracy ([\d.]+)%", done.stdout).group(1))
+    accuracy = float(re.search(r"Final model[^:\n]*: test accuracy ([\d.]+)%", done.stdout).group(1))
     tested = "test_start" in marks
     phases = {
         "imports and config": marks["built"] - start,
@@ -349,6 +363,24 @@ def default_run(options) -> None:
         )
 
 
+def accuracy_over_seeds(options) -> None:
+    """A config's final test accuracy over seeds 0, 1, ..., each run alone, and the minutes of each whole command."""
+    results = []
+    for seed in range(options.accuracy_seeds):
+        keep_in = str(Path(options.keep_runs) / Path(options.accuracy).stem) if options.keep_runs else None
+        result = run_fit(options, [f"--config={options.accuracy}"], seed, keep_in)
+        results.append(result)
+        epochs = [float(seconds) for seconds in result["epochs"]]
+        print(
+            f"  seed {seed}: test accuracy {result['accuracy']:.2f}%, whole command {result['process'] / 60:.1f} min, "
+            f"{statistics.median(epochs):.1f} s per epoch (median of {len(epochs)})",
+            flush=True,
+        )
+    mean = statistics.mean(result["accuracy"] for result in results)
+    longest = max(result["process"] for result in results) / 60
+    print(f"{options.accuracy}: mean test accuracy of {len(results)} seeds {mean:.3f}%, longest run {longest:.1f} min")
+
+
 def main(args: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="folder holding MNIST/raw/ with the full data set")
@@ -365,6 +397,9 @@ def main(args: list[str] | None = None) -> None:
         metavar="--KEY=VALUE",
         help="extra fit options for all ways, e.g. --set=--trainer.precision=bf16-mixed",
     )
+    parser.add_argument("--accuracy", metavar="CONFIG", help="a config to train with seeds 0, 1, ... one after another")
+    parser.add_argument("--accuracy_seeds", type=int, default=3, help="how many seeds of --accuracy")
+    parser.add_argument("--keep_runs", metavar="DIR", help="keep --accuracy's run folders in DIR/<config>/seed_K")
     parser.add_argument("--child", choices=WAYS, help=argparse.SUPPRESS)
     options = parser.parse_args(args)
     if options.child:
@@ -376,6 +411,8 @@ def main(args: list[str] | None = None) -> None:
         fast_against_recipe(options)
     if options.default_repeats:
         default_run(options)
+    if options.accuracy:
+        accuracy_over_seeds(options)
 
 
 if __name__ == "__main__":
