@@ -183,6 +183,7 @@ def test_page_health_and_model_info(server, ckpt):
     saved = torch.load(ckpt, map_location="cpu", weights_only=True)
     (row,) = [row for row in saved["callbacks"]["RunFigures"]["history"] if row["step"] == saved["global_step"]]
     assert checkpoint["test_accuracy"] == round(row["test/acc"], 4)
+    assert checkpoint["test_time_shifts"] == 0
     assert info["server"]["devices"] == ["cpu"]
 
 

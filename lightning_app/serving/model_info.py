@@ -10,20 +10,22 @@ def describe_checkpoints(paths: list[Path]) -> dict:
     described = []
     for path in paths:
         checkpoint = read_checkpoint(path)
-        classifier_from(checkpoint, "cpu", str(path))  # refused here, with its reason, rather than in a worker
+        model = classifier_from(checkpoint, "cpu", str(path))  # refused here, with its reason, not in a worker
         described.append(
             {
                 "path": str(path),
                 "epoch": checkpoint.get("epoch"),
                 "global_step": checkpoint.get("global_step"),
                 "test_accuracy": recorded_test_accuracy(checkpoint),
+                "test_time_shifts": model.hparams.test_time_shifts,
             }
         )
     return {"checkpoints": described, "ensemble": len(described) > 1}
 
 
 def recorded_test_accuracy(checkpoint: dict) -> float | None:
-    """The test accuracy that training recorded for the checkpoint's weights, or None if it recorded none."""
+    """The test accuracy that training recorded for the checkpoint's weights, or None if it recorded none: that of
+    the epoch's evaluation, which classifies each digit alone (without the model's test-time shifts)."""
     # The figures callback keeps every epoch's figures in its state; the row of the checkpoint's step is its own.
     history = checkpoint.get("callbacks", {}).get("RunFigures", {}).get("history", [])
     for row in history:
