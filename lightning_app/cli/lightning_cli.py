@@ -34,6 +34,7 @@ from lightning_app.training.console import quiet_lightning
 from lightning_app.training.last_checkpoint import LastCheckpoint
 from lightning_app.training.memory import tune_memory
 from lightning_app.training.precision import check_precision, default_precision
+from lightning_app.training.process_group import destroy_process_group_at_exit
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 DEVICE_ADVICE = (
@@ -76,6 +77,7 @@ class MNISTCLI(LightningCLI):
     ) -> None:
         quiet_lightning()
         tune_memory()
+        destroy_process_group_at_exit()
         self.extra_callbacks = list(callbacks)
         self.trainer_settings = {**self.trainer_overrides, **(trainer or {})}
         self.checkpoint: dict[str, Any] | None = None  # the --ckpt_path checkpoint, read once
