@@ -4,9 +4,10 @@ the imported libraries alone.
 A training step on the CPU allocates and frees the same few-megabyte activation and gradient buffers every step.
 glibc's malloc, by default, serves blocks of that size from the top of its heap and gives the heap's top back to the
 system when it is freed (its trim threshold follows its mmap threshold, which grows with the largest block freed),
-so the next step asks the system for the same pages again and the kernel zeroes every one of them: page faults
-that can cost a third of a small network's step. PyTorch's CPU performance guide recommends another allocator
-(jemalloc or tcmalloc, loaded with LD_PRELOAD) for the same reason; fixing glibc's thresholds does it without one.
+so in most processes (not all: it depends on how the heap lies) the next step asks the system for the same pages
+again and the kernel zeroes every one of them: page faults that can cost a third of a small network's step.
+PyTorch's CPU performance guide recommends another allocator (jemalloc or tcmalloc, loaded with LD_PRELOAD) for the
+same reason; fixing glibc's thresholds does it without one.
 
 Python's garbage collector, for its part, walks every object that the imports created (torch, Lightning,
 torchmetrics, torchvision: nearly half a million) in each full collection and again when the interpreter exits,
