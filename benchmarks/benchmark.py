@@ -83,7 +83,7 @@ def plain_loop(batches, parts, steps: int, warmup: int, prepare) -> float:
     return sync() - start
 
 
-def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -> tuple[float, int]:
     from torch.utils.data import DataLoader, Subset
     from torchvision import transforms
     from torchvision.datasets import MNIST
@@ -92,16 +92,18 @@ def run_torchvision(data_dir: str, steps: int, warmup: int, config: list[str]) -
     # ToTensor gives floats in [0, 1], which the project's module takes and normalises itself.
     transform = transforms.ToTensor()
     dataset = Subset(MNIST(data_dir, train=True, transform=transform), range(TRAIN_SIZE))
-    loader = DataLoader(dataset, batch_size=parts[2].hparams.batch_size, shuffle=True)
-    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))
+    batch_size = parts[2].hparams.batch_size
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y)), batch_size
 
 
-def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+def run_in_memory(data_dir: str, steps: int, warmup: int, config: list[str]) -> tuple[float, int]:
     parts = project_parts(data_dir, config)
     datamodule = parts[2]
     datamodule.setup("fit")
     loader = datamodule.train_dataloader()
-    return plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))  # uint8: the module normalises
+    seconds = plain_loop(lambda: loader, parts, steps, warmup, lambda x, y: (x, y))  # uint8: the module normalises
+    return seconds, datamodule.hparams.batch_size
 
 
 def step_timer(steps: int, warmup: int):
@@ -120,7 +122,7 @@ def step_timer(steps: int, warmup: int):
     return StepTimer()
 
 
-def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> tuple[float, int]:
     from lightning_app.cli.lightning_cli import MNISTCLI
 
     timer = step_timer(steps, warmup)
@@ -137,10 +139,10 @@ def run_lightning(data_dir: str, steps: int, warmup: int, config: list[str]) -> 
             callbacks=[timer],
         )
         cli.trainer.fit(cli.model, datamodule=cli.datamodule)
-    return timer.seconds
+    return timer.seconds, cli.datamodule.hparams.batch_size
 
 
-def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]) -> float:
+def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]) -> tuple[float, int]:
     import types
 
     import torch.nn.functional as F
@@ -154,7 +156,7 @@ def run_lightning_bare(data_dir: str, steps: int, warmup: int, config: list[str]
         barebones=True, max_steps=warmup + steps, limit_val_batches=0, precision=precision, devices=1, callbacks=[timer]
     )
     trainer.fit(model, datamodule=datamodule)
-    return timer.seconds
+    return timer.seconds, datamodule.hparams.batch_size
 
 
 def project_parts(data_dir: str, config: list[str]):
@@ -179,9 +181,10 @@ def child(way: str, data_dir: str, steps: int, warmup: int, config: list[str]) -
         "lightning": run_lightning,
         "lightning-bare": run_lightning_bare,
     }[way]
-    seconds = runner(data_dir, steps, warmup, config)
+    seconds, batch_size = runner(data_dir, steps, warmup, config)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps({"way": way, "seconds": seconds, "peak_mib": peak_mib}), flush=True)
+    result = {"way": way, "seconds": seconds, "batch_size": batch_size, "peak_mib": peak_mib}
+    print("RESULT " + json.dumps(result), flush=True)
 
 
 def measure(way: str, options, config: list[str]) -> dict:
@@ -211,7 +214,7 @@ def compare_ways(options) -> None:
         for way in WAYS if repeat % 2 == 0 else reversed(WAYS):  # interleaved, alternating order
             runs[way].append(measure(way, options, options.set))
             print(f"  repeat {repeat + 1} {way:14s} {runs[way][-1]['seconds']:.2f} s", flush=True)
-    batch = 100
+    batch = runs[WAYS[0]][0]["batch_size"]  # the config's, the same for every way
     steps_per_epoch = TRAIN_SIZE / batch
     print(
         f"\n{options.steps} steps of batch {batch}, median of {options.repeats} (after {options.warmup} warm-up steps)"
